@@ -1,0 +1,75 @@
+import numpy as np
+
+from ..backend import xp_of
+from .base import Layer, check_positive, check_rank
+
+
+class BatchNorm(Layer):
+    """Batch normalisation over (N, F) or (N, C, H, W), with PyTorch's semantics.
+
+    training: mu, var = mean and biased variance over the batch (and H, W) per feature;
+              x̂ = (x - mu) / sqrt(var + eps);  y = gamma * x̂ + beta;
+              running_mean += momentum * (mu - running_mean);
+              running_var += momentum * (var * M/(M-1) - running_var)   (M values per feature: unbiased)
+    eval:     the same with mu, var = running_mean, running_var.
+    """
+
+    def __init__(self, num_features, *, eps=1e-5, momentum=0.1):
+        super().__init__()
+        check_positive("BatchNorm", num_features=num_features)
+        if not eps > 0:
+            raise ValueError(f"BatchNorm: expected eps > 0, got {eps!r}")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm: expected 0 <= momentum <= 1, got {momentum!r}")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.params = {"gamma": np.ones(num_features, np.float32), "beta": np.zeros(num_features, np.float32)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.buffers = {"running_mean": np.zeros(num_features, np.float32),
+                        "running_var": np.ones(num_features, np.float32)}
+
+    def output_shape(self, in_shape):
+        check_rank(self, in_shape, (2, 4), f"(N, {self.num_features}) or (N, {self.num_features}, H, W)")
+        if in_shape[1] != self.num_features:
+            raise ValueError(f"{self}: expected {self.num_features} features on axis 1, "
+                             f"got shape {tuple(in_shape)}")
+        return tuple(in_shape)
+
+    def forward(self, x, training=True):
+        self.y_shape = self.check_input(x)
+        axes = (0,) if x.ndim == 2 else (0, 2, 3)
+        M = x.size // self.num_features  # values per feature
+        if training and M < 2:
+            raise ValueError(f"{self}: training needs more than 1 value per feature, "
+                             f"got input shape {tuple(x.shape)}")
+        shape = (1, -1) + (1,) * (x.ndim - 2)  # broadcasts a (F,) vector over x
+        if training:
+            mu, var = x.mean(axis=axes), x.var(axis=axes)
+            m = self.momentum
+            rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+            self.buffers["running_mean"] = (1 - m) * rm + m * mu
+            self.buffers["running_var"] = (1 - m) * rv + m * (M / (M - 1)) * var
+        else:
+            mu, var = self.buffers["running_mean"], self.buffers["running_var"]
+        inv_std = 1 / xp_of(x).sqrt(var + self.eps)
+        xhat = (x - mu.reshape(shape)) * inv_std.reshape(shape)
+        gamma = self.params["gamma"]
+        self.cache = (xhat, inv_std, gamma, training, axes, shape)
+        return gamma.reshape(shape) * xhat + self.params["beta"].reshape(shape)
+
+    def backward(self, dy):
+        """dbeta = Σ dy;  dgamma = Σ dy·x̂  (sums over all axes but the feature axis);
+        training: dx = gamma·inv_std/M · (M·dy − dbeta − x̂·dgamma)   (mu and var depend on x);
+        eval:     dx = gamma·inv_std · dy."""
+        self.check_grad(dy)
+        xhat, inv_std, gamma, training, axes, shape = self.cache
+        dbeta = dy.sum(axis=axes)
+        dgamma = (dy * xhat).sum(axis=axes)
+        self.grads["beta"], self.grads["gamma"] = dbeta, dgamma
+        scale = (gamma * inv_std).reshape(shape)
+        if not training:
+            return scale * dy
+        M = dy.size // self.num_features
+        return (scale / M) * (M * dy - dbeta.reshape(shape) - xhat * dgamma.reshape(shape))
+
+    def __repr__(self):
+        return f"BatchNorm({self.num_features}, eps={self.eps}, momentum={self.momentum})"

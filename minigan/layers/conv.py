@@ -1,0 +1,186 @@
+"""Conv2D and ConvTranspose2D over one im2col / col2im pair.
+
+Layout of a column buffer: col[c, i, j, n, ho, wo] = x_padded[n, c, i + s*ho, j + s*wo],
+shape (C, kH, kW, N, Ho, Wo). Reshaped to (C*kH*kW, N*Ho*Wo) it is one matrix, so a whole
+batch's convolution is one BLAS matmul. im2col copies kH*kW strided slices (no loop over
+pixels or samples); col2im is its adjoint, `+=` on the same slices. Both run unchanged on
+NumPy and CuPy.
+"""
+import numpy as np
+
+from .. import init
+from ..backend import xp_of
+from .base import Layer, check_positive, check_rank
+
+
+def conv_output_size(size, kernel_size, stride, padding):
+    """Conv2D: H' = (H + 2*padding - kernel_size) // stride + 1."""
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+def conv_transpose_output_size(size, kernel_size, stride, padding, output_padding):
+    """ConvTranspose2D: H' = (H - 1)*stride - 2*padding + kernel_size + output_padding."""
+    return (size - 1) * stride - 2 * padding + kernel_size + output_padding
+
+
+def im2col(x, kernel_size, stride, padding):
+    """x: (N, C, H, W) -> col: (C, k, k, N, Ho, Wo), col[c,i,j,n,ho,wo] = x_pad[n,c,i+s*ho,j+s*wo]."""
+    xp = xp_of(x)
+    N, C, H, W = x.shape
+    k, s, p = kernel_size, stride, padding
+    Ho, Wo = conv_output_size(H, k, s, p), conv_output_size(W, k, s, p)
+    xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W) view, so each slice lands in col's order
+    if p:
+        xt = xp.pad(xt, ((0, 0), (0, 0), (p, p), (p, p)))
+    col = xp.empty((C, k, k, N, Ho, Wo), dtype=x.dtype)
+    for i in range(k):
+        for j in range(k):
+            col[:, i, j] = xt[:, :, i:i + s * Ho:s, j:j + s * Wo:s]
+    return col
+
+
+def col2im(col, x_shape, stride, padding):
+    """The adjoint of im2col: x[n, c, i+s*ho-p, j+s*wo-p] += col[c, i, j, n, ho, wo].
+
+    col: (C, k, k, N, Ho, Wo) -> x: x_shape = (N, C, H, W), C-contiguous.
+    """
+    xp = xp_of(col)
+    C, k, _, N, Ho, Wo = col.shape
+    H, W = x_shape[2], x_shape[3]
+    s, p = stride, padding
+    xt = xp.zeros((C, N, H + 2 * p, W + 2 * p), dtype=col.dtype)
+    for i in range(k):
+        for j in range(k):
+            xt[:, :, i:i + s * Ho:s, j:j + s * Wo:s] += col[:, i, j]
+    return xp.ascontiguousarray(xt[:, :, p:p + H, p:p + W].transpose(1, 0, 2, 3))
+
+
+class _ConvBase(Layer):
+    def __init__(self, name, in_ch, out_ch, kernel_size, stride, padding, bias, w_shape, fan_in, rng):
+        super().__init__()
+        check_positive(name, in_ch=in_ch, out_ch=out_ch, kernel_size=kernel_size, stride=stride)
+        if not isinstance(padding, (int, np.integer)) or padding < 0:
+            raise ValueError(f"{name}: expected padding to be an int >= 0, got {padding!r}")
+        self.in_ch, self.out_ch = in_ch, out_ch
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        rng = init.as_generator(rng)
+        self.params["W"] = init.uniform_fan_in(w_shape, fan_in, rng)
+        if bias:
+            self.params["b"] = init.uniform_fan_in((out_ch,), fan_in, rng)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def _check_nchw(self, in_shape):
+        check_rank(self, in_shape, (4,), f"(N, {self.in_ch}, H, W)")
+        if in_shape[1] != self.in_ch:
+            raise ValueError(f"{self}: expected {self.in_ch} input channels (N, {self.in_ch}, H, W), "
+                             f"got shape {tuple(in_shape)}")
+
+    def _add_bias(self, y):
+        if "b" in self.params:
+            y += self.params["b"][:, None, None]
+        return y
+
+    def _bias_grad(self, dy):
+        if "b" in self.params:
+            self.grads["b"] = dy.sum(axis=(0, 2, 3))
+
+
+class Conv2D(_ConvBase):
+    """Cross-correlation, as PyTorch's Conv2d (no dilation, no groups; square kernels).
+
+    y[n, o, ho, wo] = b[o] + Σ_{c,i,j} W[o, c, i, j] x_pad[n, c, s*ho + i, s*wo + j]
+    x: (N, in_ch, H, W) -> y: (N, out_ch, H', W'), H' = (H + 2*padding - k) // stride + 1.
+    """
+
+    def __init__(self, in_ch, out_ch, kernel_size, *, stride=1, padding=0, bias=True, rng=None):
+        super().__init__("Conv2D", in_ch, out_ch, kernel_size, stride, padding, bias,
+                         (out_ch, in_ch, kernel_size, kernel_size), in_ch * kernel_size ** 2, rng)
+
+    def output_shape(self, in_shape):
+        self._check_nchw(in_shape)
+        N, _, H, W = in_shape
+        if min(H, W) + 2 * self.padding < self.kernel_size:
+            raise ValueError(f"{self}: kernel {self.kernel_size} is larger than the padded input "
+                             f"{H + 2 * self.padding}x{W + 2 * self.padding} (input shape {tuple(in_shape)})")
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return (N, self.out_ch, conv_output_size(H, k, s, p), conv_output_size(W, k, s, p))
+
+    def forward(self, x, training=True):
+        self.y_shape = N, O, Ho, Wo = self.check_input(x)
+        xp = xp_of(x)
+        col = im2col(x, self.kernel_size, self.stride, self.padding)
+        self.cache = (col, x.shape)
+        y = self.params["W"].reshape(O, -1) @ col.reshape(-1, N * Ho * Wo)  # (O, N*Ho*Wo)
+        y = xp.ascontiguousarray(y.reshape(O, N, Ho, Wo).transpose(1, 0, 2, 3))
+        return self._add_bias(y)
+
+    def backward(self, dy):
+        """With dy2 = dy as (O, N*Ho*Wo) and col as (C*k*k, N*Ho*Wo):
+        dW = dy2 colᵀ;  db[o] = Σ_{n,h,w} dy;  dx = col2im(Wᵀ dy2)."""
+        self.check_grad(dy)
+        col, x_shape = self.cache
+        W = self.params["W"]
+        O = W.shape[0]
+        dy2 = dy.transpose(1, 0, 2, 3).reshape(O, -1)
+        col2 = col.reshape(-1, dy2.shape[1])
+        self.grads["W"] = (dy2 @ col2.T).reshape(W.shape)
+        self._bias_grad(dy)
+        dcol = (W.reshape(O, -1).T @ dy2).reshape(col.shape)
+        return col2im(dcol, x_shape, self.stride, self.padding)
+
+    def __repr__(self):
+        return (f"Conv2D({self.in_ch}, {self.out_ch}, {self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, bias={'b' in self.params})")
+
+
+class ConvTranspose2D(_ConvBase):
+    """The adjoint of Conv2D in x (PyTorch's ConvTranspose2d): its forward is Conv2D's input gradient.
+
+    y = col2im(Wᵀ x2) + b, with x2 = x as (in_ch, N*H*W) and W as (in_ch, out_ch*k*k).
+    x: (N, in_ch, H, W) -> y: (N, out_ch, H', W'), H' = (H-1)*stride - 2*padding + k + output_padding.
+    """
+
+    def __init__(self, in_ch, out_ch, kernel_size, *, stride=1, padding=0, output_padding=0,
+                 bias=True, rng=None):
+        # PyTorch takes fan_in from W.shape[1] * k * k, i.e. out_ch * k * k, for this layer.
+        super().__init__("ConvTranspose2D", in_ch, out_ch, kernel_size, stride, padding, bias,
+                         (in_ch, out_ch, kernel_size, kernel_size), out_ch * kernel_size ** 2, rng)
+        if not isinstance(output_padding, (int, np.integer)) or not 0 <= output_padding < stride:
+            raise ValueError(f"ConvTranspose2D: expected 0 <= output_padding < stride = {stride}, "
+                             f"got output_padding={output_padding!r}")
+        self.output_padding = output_padding
+
+    def output_shape(self, in_shape):
+        self._check_nchw(in_shape)
+        N, _, H, W = in_shape
+        args = (self.kernel_size, self.stride, self.padding, self.output_padding)
+        Ho, Wo = conv_transpose_output_size(H, *args), conv_transpose_output_size(W, *args)
+        if min(Ho, Wo) < 1:
+            raise ValueError(f"{self}: input shape {tuple(in_shape)} gives an empty output "
+                             f"({Ho}x{Wo}); padding is too large for this input")
+        return (N, self.out_ch, Ho, Wo)
+
+    def forward(self, x, training=True):
+        self.y_shape = self.check_input(x)
+        N, Cin, H, W = x.shape
+        x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)  # (in_ch, N*H*W)
+        self.cache = (x2, x.shape)
+        k = self.kernel_size
+        col = (self.params["W"].reshape(Cin, -1).T @ x2).reshape(self.out_ch, k, k, N, H, W)
+        return self._add_bias(col2im(col, self.y_shape, self.stride, self.padding))
+
+    def backward(self, dy):
+        """With dcol = im2col(dy) as (out_ch*k*k, N*H*W):
+        dW = x2 dcolᵀ;  db[o] = Σ_{n,h,w} dy;  dx = W dcol, back to (N, in_ch, H, W)."""
+        self.check_grad(dy)
+        x2, (N, Cin, H, Wd) = self.cache
+        W = self.params["W"]
+        dcol = im2col(dy, self.kernel_size, self.stride, self.padding).reshape(-1, x2.shape[1])
+        self.grads["W"] = (x2 @ dcol.T).reshape(W.shape)
+        self._bias_grad(dy)
+        dx = (W.reshape(Cin, -1) @ dcol).reshape(Cin, N, H, Wd)
+        return xp_of(dx).ascontiguousarray(dx.transpose(1, 0, 2, 3))
+
+    def __repr__(self):
+        return (f"ConvTranspose2D({self.in_ch}, {self.out_ch}, {self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, output_padding={self.output_padding}, bias={'b' in self.params})")

@@ -1,0 +1,108 @@
+"""Optimizers: they read layer.grads and update layer.params in place, on any backend.
+
+Computing gradients (a layer's backward) and applying them (step) are separate, so
+gradients can be checked or combined before a step.
+"""
+import numpy as np
+
+from . import backend
+
+
+class Optimizer:
+    """Holds (name, layer, key) for each parameter of `model` (a Sequential or one Layer)."""
+
+    def __init__(self, model, lr):
+        if not lr > 0:
+            raise ValueError(f"{type(self).__name__}: expected lr > 0, got {lr!r}")
+        self.lr = lr
+        self.slots = list(model.named_parameters())
+        self.state = {}  # "<buffer>/<param name>" -> array, created at the first step
+
+    def step(self):
+        for name, layer, k in self.slots:
+            p, g = layer.params[k], layer.grads[k]
+            if g.shape != p.shape:
+                raise ValueError(f"{type(self).__name__}: gradient of {name} has shape {g.shape}, "
+                                 f"expected {p.shape}")
+        self._begin_step()
+        for name, layer, k in self.slots:
+            self._update(name, layer.params[k], layer.grads[k])
+
+    def _buffer(self, key, p):
+        if key not in self.state:
+            self.state[key] = backend.xp_of(p).zeros_like(p)
+        return self.state[key]
+
+    def _begin_step(self):
+        pass
+
+    def state_dict(self):
+        return dict(self.state)
+
+    def load_state_dict(self, state):
+        """Moments by name, moved onto each parameter's backend and dtype; checked first."""
+        params = {name: layer.params[k] for name, layer, k in self.slots}
+        for key, v in state.items():
+            name = key.split("/", 1)[-1]
+            if name not in params or tuple(v.shape) != tuple(params[name].shape):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: {key} with shape "
+                                 f"{tuple(v.shape)} matches no parameter of this model")
+        self.state = {}
+        for key, v in state.items():
+            p = params[key.split("/", 1)[-1]]
+            self.state[key] = backend.to_backend(v, backend.xp_of(p), p.dtype)
+
+
+class SGD(Optimizer):
+    """v = momentum·v + g;  p -= lr·v   (PyTorch's convention; momentum=0 is plain SGD)."""
+
+    def __init__(self, model, *, lr, momentum=0.0):
+        super().__init__(model, lr)
+        self.momentum = momentum
+
+    def _update(self, name, p, g):
+        if self.momentum:
+            v = self._buffer("v/" + name, p)
+            v *= self.momentum
+            v += g
+            g = v
+        p -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction, as PyTorch computes it:
+
+    m = β1·m + (1-β1)·g;   v = β2·v + (1-β2)·g²;
+    p -= lr/(1-β1^t) · m / (sqrt(v)/sqrt(1-β2^t) + eps)
+    """
+
+    def __init__(self, model, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(model, lr)
+        self.betas, self.eps = tuple(betas), eps
+        self.t = 0
+
+    def _begin_step(self):
+        self.t += 1
+
+    def _update(self, name, p, g):
+        b1, b2 = self.betas
+        m, v = self._buffer("m/" + name, p), self._buffer("v/" + name, p)
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * (g * g)
+        denom = backend.xp_of(v).sqrt(v)
+        denom /= np.sqrt(1 - b2 ** self.t)
+        denom += self.eps
+        p -= (self.lr / (1 - b1 ** self.t)) * (m / denom)
+
+    def state_dict(self):
+        return {"t": np.asarray(self.t), **self.state}
+
+    def load_state_dict(self, state):
+        state = dict(state)
+        if "t" not in state:
+            raise ValueError("Adam.load_state_dict: expected the step count 't', found none")
+        t = int(state.pop("t"))
+        super().load_state_dict(state)
+        self.t = t
