@@ -23,7 +23,7 @@ PARALLEL_MIN_ENTRIES = 1 << 20  # below this many entries of K, one thread is fa
 _LOG2E = np.float32(1.4426950408889634)
 _LN2_HI = np.float32(0.693145751953125)  # ln 2 split in two so that k·LN2_HI is exact
 _LN2_LO = np.float32(1.4286068203094173e-06)
-_LOWEST = np.float32(-87.0)  # exp(−87) ≈ 1.6e-38, the smallest normal float32 scale we build
+_LOWEST = np.float32(-87.0)  # below this exp is under the smallest normal float32: 0 it is
 _HALF = np.float32(0.5)
 _C = [np.float32(1.0 / math.factorial(i)) for i in range(8)]
 _C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7 = _C
@@ -44,11 +44,13 @@ def _rows_f32(xx, yy, G, neg_inv_2s2, inv_s2, weighted, K, Kw):
         for s in range(neg_inv_2s2.size):
             c = neg_inv_2s2[s]
             for j in range(m):
-                t = max(d[j] * c, _LOWEST)
+                arg = d[j] * c
+                t = max(arg, _LOWEST)
                 kf = np.floor(t * _LOG2E + _HALF)
                 r = (t - kf * _LN2_HI) - kf * _LN2_LO
                 p[j] = _C0 + r * (_C1 + r * (_C2 + r * (_C3 + r * (_C4 + r * (_C5 + r * (_C6 + r * _C7))))))
-                bits[j] = (np.int32(kf) + np.int32(127)) << np.int32(23)
+                # 2^k as float32 bits; all-zero bits (the float 0.0) where exp underflows
+                bits[j] = (np.int32(kf) + np.int32(127)) << np.int32(23) if arg >= _LOWEST else np.int32(0)
             for j in range(m):
                 e = p[j] * scale[j]
                 K[i, j] += e

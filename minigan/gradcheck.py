@@ -5,8 +5,8 @@
 
 The scalar checked is L = <forward(x), R> for a fixed random R, so backward(R) gives
 dL/dx and dL/dparams; each is compared with (L(θ + eps·e) − L(θ − eps·e)) / (2·eps),
-either for every entry e (full=True) or along a few random unit directions e
-(full=False, for models too large to probe entry by entry).
+either for every entry e (full) or along a few random unit directions e (for arrays
+too large to probe entry by entry, as chainer's check_backward does).
 """
 import numpy as np
 
@@ -53,11 +53,14 @@ def directional_derivatives(f, x, directions, eps=1e-6):
     return np.array(out)
 
 
-def check_layer(layer, x, *, training=True, full=True, n_directions=4, seed=0, eps=1e-6):
+def check_layer(layer, x, *, training=True, full=None, n_directions=6, seed=0, eps=1e-6,
+                max_full_size=256):
     """Compare `layer`'s backward with numerical gradients; return {name: relative error}.
 
     The layer (a Layer or Sequential) is cast to float64 on the host, in place; x is copied
     to float64. Names: "x" for the input gradient, then each parameter ("W", "3.gamma", …).
+    full=True probes every entry, full=False `n_directions` random directions per array;
+    full=None (default) probes every entry of arrays up to `max_full_size` entries.
     A BatchNorm in training mode updates its running statistics at every probe; they do not
     enter a training-mode output, so the check is unaffected.
     """
@@ -77,7 +80,7 @@ def check_layer(layer, x, *, training=True, full=True, n_directions=4, seed=0, e
 
     errors = {}
     for name, arr in probes:
-        if full:
+        if full or (full is None and arr.size <= max_full_size):
             errors[name] = rel_error(analytic[name], numerical_gradient(loss, arr, eps))
         else:
             dirs = [d / np.linalg.norm(d) for d in rng.standard_normal((n_directions,) + arr.shape)]

@@ -33,7 +33,7 @@ def mse(pred, target):
     return xp.mean(diff * diff), (2 / diff.size) * diff
 
 
-def mmd(fake, real, sigmas=None, *, unbiased=False):
+def mmd(fake, real, sigmas=None, *, unbiased=False, check_finite=True):
     """MMD² between a generated batch and a real batch, with its gradient w.r.t. `fake`.
 
     Samples are flattened to vectors: fake (n, ...) and real (m, ...) with the same
@@ -48,5 +48,5 @@ def mmd(fake, real, sigmas=None, *, unbiased=False):
     X, Y = fake.reshape(len(fake), -1), real.reshape(len(real), -1)
     if sigmas is None:
         sigmas = default_sigmas(Y)
-    value, dX = mmd2(X, Y, sigmas, unbiased=unbiased)
+    value, dX = mmd2(X, Y, sigmas, unbiased=unbiased, check_finite=check_finite)
     return value, dX.reshape(fake.shape)

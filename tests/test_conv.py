@@ -1,0 +1,89 @@
+"""Conv2D and ConvTranspose2D against plain loops, shape formulas, and their adjointness."""
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from reference import conv2d_loops, conv_transpose2d_loops
+
+from minigan.layers import Conv2D, ConvTranspose2D, col2im, im2col
+
+dims = dict(n=st.integers(1, 3), cin=st.integers(1, 4), cout=st.integers(1, 4), h=st.integers(1, 9),
+            w=st.integers(1, 9), k=st.integers(1, 5), s=st.integers(1, 3), p=st.integers(0, 2),
+            seed=st.integers(0, 2 ** 31 - 1))
+
+
+@given(**dims)
+def test_conv2d_matches_loops(n, cin, cout, h, w, k, s, p, seed):
+    assume(min(h, w) + 2 * p >= k)
+    rng = np.random.default_rng(seed)
+    layer = Conv2D(cin, cout, k, stride=s, padding=p, rng=rng).to(np, np.float64)
+    x = rng.standard_normal((n, cin, h, w))
+    y = layer.forward(x)
+    ref = conv2d_loops(x, layer.params["W"], layer.params["b"], s, p)
+    assert y.shape == ref.shape == (n, cout, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+
+
+@given(op=st.data(), **dims)
+def test_conv_transpose2d_matches_loops(n, cin, cout, h, w, k, s, p, seed, op):
+    op = op.draw(st.integers(0, s - 1))
+    ho, wo = (h - 1) * s - 2 * p + k + op, (w - 1) * s - 2 * p + k + op
+    assume(min(ho, wo) >= 1)
+    rng = np.random.default_rng(seed)
+    layer = ConvTranspose2D(cin, cout, k, stride=s, padding=p, output_padding=op, rng=rng).to(np, np.float64)
+    x = rng.standard_normal((n, cin, h, w))
+    y = layer.forward(x)
+    ref = conv_transpose2d_loops(x, layer.params["W"], layer.params["b"], s, p, op)
+    assert y.shape == ref.shape == (n, cout, ho, wo)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+
+
+@given(op=st.data(), **dims)
+def test_adjoint_identity(n, cin, cout, h, w, k, s, p, seed, op):
+    """<conv(x), y> = <x, convT(y)> when both use the same W (no bias)."""
+    assume(min(h, w) + 2 * p >= k)
+    rng = np.random.default_rng(seed)
+    conv = Conv2D(cin, cout, k, stride=s, padding=p, bias=False, rng=rng).to(np, np.float64)
+    # output_padding recovers the rows that conv's floor division dropped
+    op_h, op_w = (h + 2 * p - k) % s, (w + 2 * p - k) % s
+    assume(op_h == op_w)
+    convT = ConvTranspose2D(cout, cin, k, stride=s, padding=p, output_padding=op_h, bias=False).to(np, np.float64)
+    convT.params["W"] = conv.params["W"]  # (out, in, k, k) of conv is (in, out, k, k) of convT
+    x = rng.standard_normal((n, cin, h, w))
+    cx = conv.forward(x)
+    y = rng.standard_normal(cx.shape)
+    cty = convT.forward(y)
+    assert cty.shape == x.shape
+    np.testing.assert_allclose(np.sum(cx * y), np.sum(x * cty), rtol=1e-12)
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 8), st.integers(1, 8), st.integers(1, 4),
+       st.integers(1, 3), st.integers(0, 2), st.integers(0, 2 ** 31 - 1))
+def test_col2im_is_the_adjoint_of_im2col(n, c, h, w, k, s, p, seed):
+    assume(min(h, w) + 2 * p >= k)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    col = im2col(x, k, s, p)
+    r = rng.standard_normal(col.shape)
+    np.testing.assert_allclose(np.sum(col * r), np.sum(x * col2im(r, x.shape, s, p)), rtol=1e-12)
+
+
+def test_dcgan_upsampling_shapes():
+    """The DCGAN generator's 7 -> 14 -> 28 -> 28, PyTorch's formulas."""
+    up = ConvTranspose2D(8, 4, 5, stride=2, padding=2, output_padding=1)
+    same = ConvTranspose2D(4, 1, 5, padding=2)
+    assert up.output_shape((2, 8, 7, 7)) == (2, 4, 14, 14)
+    assert up.output_shape((2, 8, 14, 14)) == (2, 4, 28, 28)
+    assert same.output_shape((2, 4, 28, 28)) == (2, 1, 28, 28)
+    down = Conv2D(1, 4, 5, stride=2, padding=2)
+    assert down.output_shape((2, 1, 28, 28)) == (2, 4, 14, 14)
+    assert down.output_shape((2, 1, 14, 14)) == (2, 4, 7, 7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layers_compute_in_their_dtype(dtype):
+    layer = Conv2D(2, 3, 3, padding=1).to(np, dtype)
+    x = np.ones((2, 2, 5, 5), dtype)
+    y = layer.forward(x)
+    assert y.dtype == dtype and layer.backward(np.ones_like(y)).dtype == dtype
+    assert all(g.dtype == dtype for g in layer.grads.values())

@@ -1,0 +1,55 @@
+"""The CuPy path is the NumPy path run on CuPy arrays: the same results, within float32 rounding."""
+import numpy as np
+import pytest
+
+from minigan import backend
+from minigan.kernels import gaussian_kernel_matrix, mmd2
+from minigan.layers import BatchNorm, Conv2D, ConvTranspose2D, Dense, Flatten, LeakyReLU, Reshape, Sequential, Tanh
+
+pytestmark = pytest.mark.cuda
+
+
+def _model(rng):
+    return Sequential(Dense(8, 4 * 7 * 7, bias=False, rng=rng), BatchNorm(4 * 49), LeakyReLU(),
+                      Reshape((4, 7, 7)),
+                      ConvTranspose2D(4, 3, 5, stride=2, padding=2, output_padding=1, bias=False, rng=rng),
+                      BatchNorm(3), LeakyReLU(), Conv2D(3, 2, 5, stride=2, padding=2, rng=rng), Tanh(),
+                      Flatten(), Dense(2 * 49, 1, rng=rng))
+
+
+def test_model_forward_backward_agree_between_numpy_and_cupy():
+    cp = backend.get("cupy")
+    rng = np.random.default_rng(0)
+    cpu, gpu = _model(np.random.default_rng(1)), _model(np.random.default_rng(1)).to(cp)
+    x = rng.standard_normal((16, 8)).astype(np.float32)
+    y_cpu, y_gpu = cpu.forward(x), gpu.forward(cp.asarray(x))
+    assert isinstance(y_gpu, cp.ndarray)
+    np.testing.assert_allclose(backend.to_host(y_gpu), y_cpu, rtol=1e-4, atol=1e-5)
+    dy = rng.standard_normal(y_cpu.shape).astype(np.float32)
+    np.testing.assert_allclose(backend.to_host(gpu.backward(cp.asarray(dy))), cpu.backward(dy), rtol=1e-3, atol=1e-5)
+    for gc, gg in zip(cpu.grads, gpu.grads):
+        for k in gc:
+            np.testing.assert_allclose(backend.to_host(gg[k]), gc[k], rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 2e-6), (np.float64, 1e-12)])
+def test_gaussian_kernel_and_mmd_on_cupy(dtype, tol):
+    cp = backend.get("cupy")
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((50, 30)).astype(dtype), rng.standard_normal((40, 30)).astype(dtype)
+    s = [2.0, 4.0, 8.0]
+    K = gaussian_kernel_matrix(cp.asarray(X), cp.asarray(Y), s)
+    ref = gaussian_kernel_matrix(X, Y, s, backend="numpy")
+    assert np.max(np.abs(backend.to_host(K) - ref)) / np.max(ref) <= tol
+    v, dX = mmd2(cp.asarray(X), cp.asarray(Y), s)
+    v0, dX0 = mmd2(X, Y, s, backend="numpy")
+    assert abs(float(v) - float(v0)) <= 10 * tol
+    np.testing.assert_allclose(backend.to_host(dX), dX0, rtol=1e-3 if dtype == np.float32 else 1e-9, atol=1e-7)
+
+
+def test_mixed_backends_are_rejected():
+    cp = backend.get("cupy")
+    with pytest.raises(TypeError, match="two different backends"):
+        gaussian_kernel_matrix(np.ones((2, 2)), cp.ones((2, 2)), [1.0])
+    with pytest.raises(TypeError, match="move one with .to"):
+        Dense(2, 2).forward(cp.ones((1, 2), cp.float32))
