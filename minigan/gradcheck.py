@@ -88,3 +88,56 @@ def check_layer(layer, x, *, training=True, full=None, n_directions=6, seed=0, e
             ana = np.array([np.sum(analytic[name] * d) for d in dirs])
             errors[name] = rel_error(ana, num)
     return errors
+
+
+def _parse_layer(spec):
+    """'Conv2D(3, 4, 3, stride=2)' -> a layer, with literal arguments only (nothing is evaluated)."""
+    import ast
+
+    from . import layers
+
+    try:
+        call = ast.parse(spec, mode="eval").body
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+            raise ValueError("not a call")
+        cls = getattr(layers, call.func.id, None)
+        if not (isinstance(cls, type) and issubclass(cls, layers.Layer)) or cls in (layers.Layer, layers.Sequential):
+            raise ValueError(f"{call.func.id} is not a minigan layer")
+        args = [ast.literal_eval(a) for a in call.args]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except (SyntaxError, ValueError) as e:
+        raise SystemExit(f"gradcheck: expected a layer call such as 'Conv2D(3, 4, 3, stride=2)', got {spec!r} ({e})")
+    return cls(*args, **kwargs)
+
+
+def main(argv=None):
+    """python -m minigan.gradcheck LAYER --input N C H W [--eval] [--seed S] [--tol T]"""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m minigan.gradcheck",
+                                description="Check a layer's backward against float64 central differences.",
+                                epilog="example: python -m minigan.gradcheck 'ConvTranspose2D(4, 2, 5, stride=2, "
+                                       "padding=2, output_padding=1)' --input 2 4 7 7")
+    p.add_argument("layer", help="the layer as a call with literal arguments, e.g. 'BatchNorm(8)'")
+    p.add_argument("--input", type=int, nargs="+", required=True, help="input shape, e.g. 2 3 8 8")
+    p.add_argument("--eval", action="store_true", help="check eval mode (training=False)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tol", type=float, default=1e-6, help="largest relative error that passes (default 1e-6)")
+    args = p.parse_args(argv)
+    layer = _parse_layer(args.layer)
+    x = np.random.default_rng(args.seed).standard_normal(args.input)
+    x = np.where(x >= 0, x + 0.05, x - 0.05)  # away from kinks (LeakyReLU at 0)
+    try:
+        errors = check_layer(layer, x, training=not args.eval, seed=args.seed)
+    except (ValueError, TypeError) as e:
+        raise SystemExit(f"gradcheck: {e}")
+    print(f"{layer!r} on input {tuple(args.input)} ({'eval' if args.eval else 'training'} mode), float64:")
+    for name, err in errors.items():
+        print(f"  d{name:10s} relative error {err:.2e}  {'ok' if err <= args.tol else 'FAIL'}")
+    bad = [k for k, v in errors.items() if not v <= args.tol]
+    print("FAIL: " + ", ".join(bad) if bad else f"all gradients within {args.tol:g}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -146,3 +146,19 @@ def test_bad_input(call, error, match):
     rng = np.random.default_rng(0)
     with pytest.raises(error, match=match):
         call(rng.standard_normal((4, 5)), rng.standard_normal((3, 5)))
+
+
+class _ArrayOnAnotherBackend:
+    """Looks like a CuPy array to minigan.backend (which asks only for the type's module)."""
+    __module__ = "cupy._core.core"
+
+    def __init__(self, a):
+        self.shape, self.ndim, self.dtype = a.shape, a.ndim, a.dtype
+
+
+def test_arrays_on_two_backends_are_rejected_before_any_work():
+    X = np.ones((3, 4))
+    with pytest.raises(TypeError, match="arrays on two different backends"):
+        gaussian_kernel_matrix(X, _ArrayOnAnotherBackend(X), [1.0])
+    with pytest.raises(TypeError, match="arrays on two different backends"):
+        mmd2(_ArrayOnAnotherBackend(X), X, [1.0])

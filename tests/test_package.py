@@ -48,3 +48,14 @@ def test_engine_modules_stay_short():
     long = {str(p.relative_to(REPO)): n for p in (REPO / "minigan").rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 400}
     assert not long, long
+
+
+def test_readme_debug_command_stops_in_conv2d_backward(tmp_path):
+    """The README's pdb line must still land in Conv2D.backward, with the cache it describes."""
+    readme = (REPO / "README.md").read_text()
+    command = re.search(r"<!-- debug-command -->\s*```bash\n(.*?)\n```", readme, re.S).group(1)
+    line = re.search(r"minigan/layers/conv.py:(\d+)", command).group(1)
+    script = f"b {REPO}/minigan/layers/conv.py:{line}\nc\np type(self).__name__, self.cache[0].ndim, dy.ndim\nq\n"
+    r = subprocess.run([sys.executable, "-m", "pdb", str(REPO / "demos" / "mnist_gan.py"), "--dry-run",
+                        "--out", str(tmp_path)], input=script, capture_output=True, text=True, timeout=300)
+    assert "('Conv2D', 6, 4)" in r.stdout, r.stdout[-2000:]

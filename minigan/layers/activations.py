@@ -13,12 +13,16 @@ class LeakyReLU(Layer):
         self.y_shape = self.check_input(x)
         positive = x > 0
         self.cache = positive
-        return xp_of(x).where(positive, x, x * x.dtype.type(self.negative_slope))
+        y = x * x.dtype.type(self.negative_slope)
+        xp_of(x).copyto(y, x, where=positive)  # one pass, no second temporary (np.where would make one)
+        return y
 
     def backward(self, dy):
         """dx = dy where x > 0, negative_slope * dy elsewhere."""
         self.check_grad(dy)
-        return xp_of(dy).where(self.cache, dy, dy * dy.dtype.type(self.negative_slope))
+        dx = dy * dy.dtype.type(self.negative_slope)
+        xp_of(dy).copyto(dx, dy, where=self.cache)
+        return dx
 
     def __repr__(self):
         return f"{type(self).__name__}(negative_slope={self.negative_slope})"

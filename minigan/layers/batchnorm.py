@@ -42,19 +42,26 @@ class BatchNorm(Layer):
             raise ValueError(f"{self}: training needs more than 1 value per feature, "
                              f"got input shape {tuple(x.shape)}")
         shape = (1, -1) + (1,) * (x.ndim - 2)  # broadcasts a (F,) vector over x
+        xp = xp_of(x)
         if training:
-            mu, var = x.mean(axis=axes), x.var(axis=axes)
+            mu = x.mean(axis=axes)
+            xc = x - mu.reshape(shape)
+            var = (xc * xc).mean(axis=axes)
             m = self.momentum
             rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
             self.buffers["running_mean"] = (1 - m) * rm + m * mu
             self.buffers["running_var"] = (1 - m) * rv + m * (M / (M - 1)) * var
         else:
             mu, var = self.buffers["running_mean"], self.buffers["running_var"]
-        inv_std = 1 / xp_of(x).sqrt(var + self.eps)
-        xhat = (x - mu.reshape(shape)) * inv_std.reshape(shape)
+            xc = x - mu.reshape(shape)
+        inv_std = 1 / xp.sqrt(var + self.eps)
+        xhat = xc
+        xhat *= inv_std.reshape(shape)  # in place: x - mu is not needed again
         gamma = self.params["gamma"]
         self.cache = (xhat, inv_std, gamma, training, axes, shape)
-        return gamma.reshape(shape) * xhat + self.params["beta"].reshape(shape)
+        y = xhat * gamma.reshape(shape)
+        y += self.params["beta"].reshape(shape)
+        return y
 
     def backward(self, dy):
         """dbeta = Σ dy;  dgamma = Σ dy·x̂  (sums over all axes but the feature axis);
@@ -69,7 +76,12 @@ class BatchNorm(Layer):
         if not training:
             return scale * dy
         M = dy.size // self.num_features
-        return (scale / M) * (M * dy - dbeta.reshape(shape) - xhat * dgamma.reshape(shape))
+        # dx = scale · (dy − dbeta/M − x̂·dgamma/M), built in place in one buffer
+        dx = xhat * (-dgamma / M).reshape(shape)
+        dx += dy
+        dx -= (dbeta / M).reshape(shape)
+        dx *= scale
+        return dx
 
     def __repr__(self):
         return f"BatchNorm({self.num_features}, eps={self.eps}, momentum={self.momentum})"

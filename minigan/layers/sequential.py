@@ -91,6 +91,19 @@ class Sequential(Layer):
     def num_params(self):
         return int(sum(np.prod(layer.params[k].shape) for _, layer, k in self.named_parameters()))
 
+    def summary(self, input_shape):
+        """A table of layers, output shapes and parameter counts for `input_shape` (like Keras')."""
+        lines = [f"{'#':>3s}  {'layer':58s} {'output shape':>20s} {'params':>10s}"]
+        shape = tuple(input_shape)
+        lines.append(f"{'':>3s}  {'input':58s} {str(shape):>20s} {'':>10s}")
+        for i, layer in enumerate(self.layers):
+            shape = layer.output_shape(shape)
+            count = sum(int(np.prod(v.shape)) for v in layer.params.values()) if not isinstance(layer, Sequential) \
+                else layer.num_params()
+            lines.append(f"{i:3d}  {repr(layer)[:58]:58s} {str(shape):>20s} {count:10,d}")
+        lines.append(f"{'':>3s}  {'total':58s} {'':>20s} {self.num_params():10,d}")
+        return "\n".join(lines)
+
     def __repr__(self):
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"

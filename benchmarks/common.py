@@ -1,0 +1,43 @@
+"""Timing helpers shared by the benchmarks: medians of repeated runs, and a matmul rate measured
+in the same run (ratios, not absolute times, are what carry from one machine to another)."""
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def median_time(fn, repeat=7, warmup=2):
+    """Median wall time of fn() in seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def matmul_rate(m, k, n, dtype=np.float32, repeat=7):
+    """GFLOP/s of an (m, k) @ (k, n) matmul on this machine, now."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    return 2 * m * k * n / median_time(lambda: a @ b, repeat) / 1e9
+
+
+def machine():
+    """One line: processor, cores, numpy/BLAS, and whether OPENBLAS_CORETYPE is set."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:
+        blas = "unknown BLAS"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores; numpy {np.__version__} ({blas}); "
+            f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")

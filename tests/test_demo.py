@@ -1,0 +1,92 @@
+"""demos/mnist_gan.py as a user runs it, in a temporary folder."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minigan import backend, checkpoint
+
+DEMO = Path(__file__).resolve().parents[1] / "demos" / "mnist_gan.py"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, str(DEMO), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_dry_run_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    r = run("--dry-run", "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Loss_D" in r.stderr and "D(G(z))" in r.stderr
+    for name in ("samples_epoch001.png", "losses.png"):
+        assert (out / name).read_bytes()[:8] == PNG
+    assert (out / "log.csv").read_text().startswith("step,epoch,loss_d,loss_g,d_x,d_g_z,mmd\n3,")
+    (ckpt,) = (out / "checkpoints").glob("ckpt-*.npz")
+    arrays, meta = checkpoint.load(ckpt)
+    assert meta["step"] == 3 and meta["epoch"] == 1 and meta["config"]["nz"] == 100
+    assert arrays["G/0.W"].shape == (100, 7 * 7 * 256) and np.isfinite(arrays["D/6.W"]).all()
+
+    r = run("--dry-run", "--out", str(out), "--resume", "--epochs", "2", cwd=tmp_path)
+    assert r.returncode == 0 and "resumed from" in r.stdout and "epoch 2/2" in r.stderr, r.stderr
+    assert (out / "samples_epoch002.png").read_bytes()[:8] == PNG
+
+    r = run("--sample", str(ckpt), "--out", str(out), "--n-samples", "16", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (out / "sample.png").read_bytes()[:8] == PNG
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--lr", "-1"], "expected --lr > 0"),
+    (["--backend", "tpu"], "invalid choice: 'tpu'"),
+    (["--data-dir", "no/such/folder"], "--data-dir no/such/folder: expected train-images-idx3-ubyte.gz"),
+    (["--resume", "nothing.npz", "--dry-run"], "--resume: no checkpoint nothing.npz"),
+])
+def test_bad_flags_and_missing_data_get_a_clear_message(tmp_path, args, message):
+    r = run(*args, "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_cupy_without_a_gpu_exits_2_with_a_message(tmp_path):
+    if backend.cupy_available()[0]:
+        pytest.skip("a CUDA device is present: --backend cupy works here")
+    r = run("--backend", "cupy", "--dry-run", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert r.returncode == 2 and "--backend cupy is not usable here" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_explains_each_flag(tmp_path):
+    r = run("--help", cwd=tmp_path)
+    for flag in ("--backend", "--epochs", "--batch-size", "--lr", "--beta1", "--nz", "--seed", "--out", "--resume",
+                 "--data-dir", "--dataset", "--mmd-weight", "--dry-run", "--sample", "--trace"):
+        assert flag in r.stdout
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits(tmp_path):
+    import signal
+    import time
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, str(DEMO), "--dry-run", "--epochs", "100000", "--out", str(out)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list((out / "checkpoints").glob("ckpt-*.npz")) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: saved" in stdout + stderr
+    newest = sorted((out / "checkpoints").glob("ckpt-*.npz"))[-1]
+    _, meta = checkpoint.load(newest)
+    assert meta["step"] >= 3
+
+
+def test_trace_prints_the_first_step(tmp_path):
+    r = run("--dry-run", "--trace", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if line.startswith(("forward", "backward"))]
+    assert lines[0].startswith("forward  G.0 Dense") and "(8, 12544)" in lines[0]
+    assert any(line.startswith("backward G.0 Dense") and "|dW|" in line for line in lines)
+    assert len(lines) == 12 + 3 * 7 * 2 + 12  # G forward, D 3x forward and backward, G backward
