@@ -7,8 +7,8 @@ import time
 import numpy as np
 
 
-def median_time(fn, repeat=7, warmup=2):
-    """Median wall time of fn() in seconds."""
+def times_of(fn, repeat=7, warmup=2):
+    """Wall times of `repeat` calls of fn(), in seconds, after `warmup` calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -16,14 +16,23 @@ def median_time(fn, repeat=7, warmup=2):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    return np.array(times)
+
+
+def median_time(fn, repeat=7, warmup=2):
+    return float(np.median(times_of(fn, repeat, warmup)))
+
+
+def best_time(fn, repeat=7, warmup=2):
+    """The fastest of `repeat` calls: on a shared machine, the one least disturbed by others."""
+    return float(times_of(fn, repeat, warmup).min())
 
 
 def matmul_rate(m, k, n, dtype=np.float32, repeat=7):
     """GFLOP/s of an (m, k) @ (k, n) matmul on this machine, now."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
-    return 2 * m * k * n / median_time(lambda: a @ b, repeat) / 1e9
+    return 2 * m * k * n / best_time(lambda: a @ b, repeat) / 1e9
 
 
 def machine():

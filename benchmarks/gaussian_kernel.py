@@ -8,6 +8,8 @@ NumPy (‖x‖² + ‖y‖² − 2XYᵀ, then one exp per bandwidth, no centerin
 rbf_kernel, one call per bandwidth (where installed); "bound", the lower bound
 2·n·m·d / (this run's matmul rate at that shape) + n·m·S / (the best exp rate measured here).
 For mmd2: bound = its five matmuls (Kxx, Kyy, Kxy, Wxx·X, Wxy·Y) + 3·n²·S exps.
+Times are the best of --repeat runs (this is a shared machine: the fastest run is the least
+disturbed one); the matmul and exp rates are measured the same way.
 """
 import argparse
 import sys
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, matmul_rate, median_time  # noqa: E402
+from common import best_time, machine, matmul_rate  # noqa: E402
 
 from minigan import backend  # noqa: E402
 from minigan.kernels import gaussian_kernel_matrix, mmd2  # noqa: E402
@@ -36,10 +38,10 @@ def exp_rate(n, dtype, repeat):
     forms D from the Gram matrix, so this errs on the fast side, making the bound tighter)."""
     a = -np.random.default_rng(0).random(n * n).astype(dtype)
     out = np.empty_like(a)
-    t_np = median_time(lambda: np.exp(a, out=out), repeat) / a.size
+    t_np = best_time(lambda: np.exp(a, out=out), repeat) / a.size
     G = np.zeros((n, n), dtype)
     zeros = np.zeros(n, dtype)
-    t_nb = median_time(lambda: fused_numba(zeros, zeros, G, [1.0] * S, False), repeat) / (n * n * S)
+    t_nb = best_time(lambda: fused_numba(zeros, zeros, G, [1.0] * S, False), repeat) / (n * n * S)
     return 1 / min(t_np, t_nb)
 
 
@@ -48,7 +50,7 @@ def main():
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 1024, 4096])
     p.add_argument("--dims", type=int, nargs="+", default=[64, 784])
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=9)
     args = p.parse_args()
     try:
         from sklearn.metrics.pairwise import rbf_kernel
@@ -69,7 +71,7 @@ def main():
                 X, Y = rng.random((n, d), dtype=np.float32).astype(dtype), rng.random((n, d), dtype=np.float32).astype(dtype)
                 sig = list(np.sqrt(d / 6) * np.array([0.25, 0.5, 1, 2, 4]))  # median distance of U(0,1)^d ~ sqrt(d/6)
                 r = args.repeat if n < 4096 else max(3, args.repeat // 2)
-                t = {b: median_time(lambda: gaussian_kernel_matrix(X, Y, sig, backend=b), r) for b in ("numpy", "numba")}
+                t = {b: best_time(lambda: gaussian_kernel_matrix(X, Y, sig, backend=b), r) for b in ("numpy", "numba")}
                 if gpu:
                     cp = backend.get("cupy")
                     Xg, Yg = cp.asarray(X), cp.asarray(Y)
@@ -77,14 +79,14 @@ def main():
                     def on_gpu():
                         gaussian_kernel_matrix(Xg, Yg, sig)
                         cp.cuda.Device().synchronize()
-                    t["cupy"] = median_time(on_gpu, r)
-                t["plain"] = median_time(lambda: plain(X, Y, sig), r)
-                t["sklearn"] = (median_time(lambda: [rbf_kernel(X, Y, gamma=0.5 / s ** 2) for s in sig], max(1, r // 2))
+                    t["cupy"] = best_time(on_gpu, r)
+                t["plain"] = best_time(lambda: plain(X, Y, sig), r)
+                t["sklearn"] = (best_time(lambda: [rbf_kernel(X, Y, gamma=0.5 / s ** 2) for s in sig], max(1, r // 2))
                                 if rbf_kernel else float("nan"))
                 rate = matmul_rate(n, d, n, dtype, r) * 1e9
                 exps = exp_rate(n, dtype, r)
                 bound = 2 * n * n * d / rate + n * n * S / exps
-                t_mmd = median_time(lambda: mmd2(X, Y, sig, backend="numba"), r)
+                t_mmd = best_time(lambda: mmd2(X, Y, sig, backend="numba"), r)
                 mmd_bound = 5 * 2 * n * n * d / rate + 3 * n * n * S / exps
                 ms = lambda v: f"{v * 1e3:8.2f}"  # noqa: E731
                 print(f"{dtype.name:7s} {n:5d} {d:4d} | {ms(t['numpy'])} {ms(t['numba'])}" + (f" {ms(t['cupy'])}" if gpu else "")

@@ -5,7 +5,8 @@ same size measured in the same run.
 
 For a convolution the "same size" matmul is its im2col product: (out_ch, C*k*k) @ (C*k*k, N*H'*W')
 for Conv2D, (out_ch*k*k, in_ch) @ (in_ch, N*H*W) for ConvTranspose2D. Backward does two such
-products (dx and dW), so its FLOPs are twice the forward's.
+products (dx and dW), so its FLOPs are twice the forward's. Times are the best of --repeat
+runs, the matmul's too (a shared machine: the fastest run is the least disturbed).
 """
 import argparse
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, matmul_rate, median_time  # noqa: E402
+from common import best_time, machine, matmul_rate  # noqa: E402
 
 from minigan import models  # noqa: E402
 from minigan.layers import Conv2D, ConvTranspose2D, Dense  # noqa: E402
@@ -46,8 +47,8 @@ def main():
         for i, layer in enumerate(model.layers):
             y = layer.forward(x)
             dy = rng.standard_normal(y.shape).astype(np.float32)
-            t_f = median_time(lambda: layer.forward(x), args.repeat)
-            t_b = median_time(lambda: layer.backward(dy), args.repeat)
+            t_f = best_time(lambda: layer.forward(x), args.repeat)
+            t_b = best_time(lambda: layer.backward(dy), args.repeat)
             shape = gemm_shape(layer, x.shape, y.shape)
             if shape:
                 flops = 2 * np.prod(shape, dtype=np.float64)

@@ -9,6 +9,8 @@ fused pass that clamps at 0, takes the exps and sums over the bandwidths. Only t
 fused pass differs between backends: NumPy here, numba in gaussian_numba.py, CuPy in
 gaussian_cupy.py.
 """
+import math
+
 import numpy as np
 
 from minigan import backend as _backend
@@ -17,7 +19,7 @@ BACKENDS = ("auto", "numpy", "numba", "cupy")
 
 
 def _check(X, Y, sigmas, name, check_finite=True):
-    """Validate inputs before any work; return the sigmas as a float64 host array."""
+    """Validate inputs before any work; return the sigmas as a list of floats."""
     for label, A in (("X", X), ("Y", Y)):
         if not (hasattr(A, "ndim") and hasattr(A, "dtype")):
             raise TypeError(f"{name}: expected {label} to be an array, got {type(A).__name__}")
@@ -27,17 +29,18 @@ def _check(X, Y, sigmas, name, check_finite=True):
             raise ValueError(f"{name}: expected a non-empty {label}, got shape {tuple(A.shape)}")
         if A.dtype not in (np.float32, np.float64):
             raise TypeError(f"{name}: expected {label} of dtype float32 or float64, got {A.dtype}")
-    _backend.xp_of(X, Y)  # TypeError when X and Y live on two backends
+    xp = _backend.xp_of(X, Y)  # TypeError when X and Y live on two backends
     if X.shape[1] != Y.shape[1]:
         raise ValueError(f"{name}: X and Y have different feature sizes: X {tuple(X.shape)}, Y {tuple(Y.shape)}")
     if X.dtype != Y.dtype:
         raise TypeError(f"{name}: X and Y have different dtypes: {X.dtype} and {Y.dtype}")
-    xp = _backend.xp_of(X)
     if check_finite and not (bool(xp.isfinite(X).all()) and bool(xp.isfinite(Y).all())):
         raise ValueError(f"{name}: X and Y must be finite; found NaN or Inf")
-    s = np.atleast_1d(np.asarray(_backend.to_host(sigmas) if hasattr(sigmas, "shape") else sigmas,
-                                 dtype=np.float64))
-    if s.ndim != 1 or s.size == 0 or not np.all(np.isfinite(s)) or np.any(s <= 0):
+    try:
+        s = [float(v) for v in np.ravel(_backend.to_host(sigmas) if hasattr(sigmas, "shape") else sigmas)]
+    except (TypeError, ValueError):
+        s = []
+    if not s or not all(math.isfinite(v) and v > 0 for v in s):
         raise ValueError(f"{name}: expected one or more finite bandwidths sigma > 0, got {sigmas!r}")
     return s
 
@@ -60,7 +63,8 @@ def center(X, Y):
 
 
 def sq_norms(A):
-    return (A * A).sum(axis=1)
+    """‖a_i‖² for each row, without an (n, d) temporary."""
+    return _backend.xp_of(A).einsum("ij,ij->i", A, A)
 
 
 def fused_numpy(xx, yy, G, sigmas, weighted):

@@ -62,8 +62,8 @@ def plot_history(path, rows):
     """Loss_D, Loss_G (and the MMD term) and D(x), D(G(z)) against the step, from log rows."""
     step = np.array([r["step"] for r in rows])
     fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    for key, label in (("loss_d", "Loss_D"), ("loss_g", "Loss_G"), ("mmd", "MMD²")):
-        if rows and key in rows[0]:
+    for key, label in (("loss_d", "Loss_D"), ("loss_g", "Loss_G"), ("mmd", "MMD² (unweighted)")):
+        if any(r.get(key) for r in rows):
             a.plot(step, [r[key] for r in rows], label=label)
     a.set_ylabel("loss")
     a.legend()

@@ -17,6 +17,7 @@ from minigan.layers import (BatchNorm, Conv2D, ConvTranspose2D, Dense, Flatten, 
     (lambda: BatchNorm(0), r"BatchNorm: expected num_features to be a positive int, got 0"),
     (lambda: BatchNorm(3, eps=0), r"BatchNorm: expected eps > 0, got 0"),
     (lambda: Reshape((2, 0)), r"Reshape: expected positive sizes"),
+    (lambda: LeakyReLU(1.5), r"LeakyReLU: expected 0 <= negative_slope <= 1, got 1.5"),
 ])
 def test_bad_construction(make, match):
     with pytest.raises(ValueError, match=match):

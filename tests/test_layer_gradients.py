@@ -88,7 +88,9 @@ def test_batchnorm(n, c, h, w, spatial, training, seed):
        st.lists(st.integers(1, 4), min_size=1, max_size=4), seeds)
 def test_activations(layer, shape, seed):
     rng = np.random.default_rng(seed)
-    x = away_from_kink(rng.standard_normal(shape) * 3)
+    # |x| <= 4: deep in Tanh's saturation (|x| ~ 8) the derivative (~1e-7) is below what a
+    # central difference can resolve in float64 (~1e-10 noise on L), so no check can pass there.
+    x = away_from_kink(np.clip(rng.standard_normal(shape) * 2, -4, 4))
     assert_gradients_match(layer, x, seed=seed)
 
 
