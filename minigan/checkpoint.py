@@ -4,6 +4,7 @@ Arrays are stored under names like "G/3.W", "D/1.running_mean", "optim_G/m/3.W";
 holds the epoch, step, flags and RNG state. Loading uses allow_pickle=False, so opening a
 checkpoint from someone else cannot run their code.
 """
+import contextlib
 import json
 import os
 import tempfile
@@ -14,27 +15,39 @@ import numpy as np
 from . import backend
 
 
+@contextlib.contextmanager
+def atomic_file(path):
+    """Yield a temporary path beside `path`; when the block ends without an error, move it into
+    place with os.replace (atomic on one file system), else delete it. A crash mid-write never
+    leaves a half-written `path`, and an earlier file of that name stays intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part" + path.suffix)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual permissions
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def save(path, arrays, meta):
     """Write {name: array} (any backend; copied to the host) and a JSON-able `meta` dict to
     `path` via a temporary file in the same folder and os.replace: a crash mid-write leaves
     the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     host = {k: backend.to_host(v) for k, v in arrays.items()}
     if "meta" in host:
         raise ValueError("checkpoint.save: 'meta' is reserved for the JSON metadata")
     host["meta"] = np.array(json.dumps(meta))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **host)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **host)
+        f.flush()
+        os.fsync(f.fileno())
+    return Path(path)
 
 
 def load(path):

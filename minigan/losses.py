@@ -25,6 +25,25 @@ def bce_with_logits(logits, targets):
     return loss, (sigmoid - t) / x.size
 
 
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of integer class labels (N,) under softmax(logits) (N, K).
+
+    loss = mean(logsumexp(x_n) − x_n[y_n]);   dloss/dx = (softmax(x) − onehot(y)) / N
+    """
+    xp = xp_of(logits)
+    if logits.ndim != 2 or tuple(labels.shape) != (logits.shape[0],):
+        raise ValueError(f"softmax_cross_entropy: expected logits (N, K) and labels (N,), got "
+                         f"{tuple(logits.shape)} and {tuple(labels.shape)}")
+    shifted = logits - logits.max(axis=1, keepdims=True)  # exp never overflows
+    e = xp.exp(shifted)
+    total = e.sum(axis=1, keepdims=True)
+    rows = xp.arange(len(labels))
+    loss = xp.mean(xp.log(total[:, 0]) - shifted[rows, labels])
+    grad = e / total
+    grad[rows, labels] -= 1
+    return loss, grad / len(labels)
+
+
 def mse(pred, target):
     """loss = mean((p - t)²);  dloss/dp = 2 (p - t) / p.size."""
     xp = xp_of(pred, target)

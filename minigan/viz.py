@@ -1,6 +1,4 @@
 """Pictures for people: sample grids and training curves, as PNG files (matplotlib, Agg)."""
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -8,6 +6,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from .checkpoint import atomic_file  # noqa: E402
 
 
 def tile(images, nrow=8, pad=2):
@@ -23,18 +23,12 @@ def tile(images, nrow=8, pad=2):
 
 
 def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def save_samples(path, panels, nrow=8, reference=None):

@@ -1,0 +1,173 @@
+"""One full DCGAN training step — G forward, D on real and fake, both backward passes, both
+Adam steps — on minigan's NumPy backend and, where PyTorch is installed, the same networks,
+loss and optimizer in PyTorch, alternating the two in one run.
+
+    python benchmarks/dcgan_step.py [--batch 64 128] [--repeat 15] [--no-torch]
+
+Prints per batch size: median step times and their ratio; minigan's time per layer (forward
+and backward, summed over the step's calls); the step's matmul FLOPs, the achieved GFLOP/s
+and the floor (each layer's FLOPs at the rate of a matmul of its im2col shape, measured in
+this run); and each framework's peak memory for a step (max RSS growth, in a fresh process).
+PyTorch is for this comparison only: `pip install torch==2.13.0` (the CPU build).
+"""
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, matmul_rate  # noqa: E402
+from layers import gemm_shape  # noqa: E402
+
+from minigan import models  # noqa: E402
+from minigan.trainer import GANTrainer  # noqa: E402
+
+NZ = 100
+
+
+def minigan_step(batch, seed=0):
+    rng = np.random.default_rng(seed)
+    t = GANTrainer(models.dcgan_generator(NZ), models.dcgan_discriminator(), nz=NZ, log=lambda *a: None)
+    real = rng.uniform(-1, 1, (batch, 1, 28, 28)).astype(np.float32)
+    z = rng.standard_normal((batch, NZ)).astype(np.float32)
+    return t, lambda: t.train_step(real, z)
+
+
+def torch_step(batch, seed=0):
+    import torch
+    from torch import nn
+    torch.manual_seed(seed)
+    G = nn.Sequential(
+        nn.Linear(NZ, 7 * 7 * 256, bias=False), nn.BatchNorm1d(7 * 7 * 256), nn.LeakyReLU(0.2),
+        nn.Unflatten(1, (256, 7, 7)),
+        nn.ConvTranspose2d(256, 128, 5, 2, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
+        nn.ConvTranspose2d(128, 64, 5, 2, 2, 1, bias=False), nn.BatchNorm2d(64), nn.LeakyReLU(0.2),
+        nn.ConvTranspose2d(64, 1, 5, 1, 2), nn.Tanh())
+    D = nn.Sequential(
+        nn.Conv2d(1, 64, 5, 2, 2), nn.LeakyReLU(0.2), nn.Conv2d(64, 128, 5, 2, 2, bias=False),
+        nn.BatchNorm2d(128), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(7 * 7 * 128, 1))
+    opt_G = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    bce = nn.BCEWithLogitsLoss()
+    real = torch.rand(batch, 1, 28, 28) * 2 - 1
+    z = torch.randn(batch, NZ)
+    ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
+
+    def step():  # as in PyTorch's DCGAN example
+        D.zero_grad()
+        bce(D(real), ones).backward()
+        fake = G(z)
+        bce(D(fake.detach()), zeros).backward()
+        opt_D.step()
+        G.zero_grad()
+        bce(D(fake), ones).backward()
+        opt_G.step()
+    return step
+
+
+def per_layer_times(trainer, step, repeat=5):
+    """Seconds per step spent in each minigan layer's forward and backward (all calls summed)."""
+    spent = defaultdict(float)
+    for name, model in (("G", trainer.G), ("D", trainer.D)):
+        for i, layer in enumerate(model.layers):
+            for kind in ("forward", "backward"):
+                method = getattr(layer, kind)
+
+                def timed(*a, _m=method, _k=(f"{name}.{i} {layer!r}"[:60], kind), **kw):
+                    t = time.perf_counter()
+                    out = _m(*a, **kw)
+                    spent[_k] += time.perf_counter() - t
+                    return out
+                setattr(layer, kind, timed)
+    for _ in range(repeat):
+        step()
+    for model in (trainer.G, trainer.D):
+        for layer in model.layers:
+            del layer.forward, layer.backward
+    return {k: v / repeat for k, v in spent.items()}
+
+
+def step_flops(trainer, batch):
+    """(flops, floor seconds) of a step's matmuls: G fwd + 2x bwd, D 3x fwd + 3x 2x bwd."""
+    flops = floor = 0.0
+    for model, x_shape, calls in ((trainer.G, (batch, NZ), 3), (trainer.D, (batch, 1, 28, 28), 9)):
+        for layer in model.layers:
+            y_shape = layer.output_shape(x_shape)
+            shape = gemm_shape(layer, x_shape, y_shape)
+            if shape:
+                f = 2 * float(np.prod(shape)) * calls
+                flops += f
+                floor += f / (matmul_rate(*shape, repeat=5) * 1e9)
+            x_shape = y_shape
+    return flops, floor
+
+
+def peak_memory(framework, batch):
+    """Max RSS growth over 3 steps, in MB, measured in a fresh Python process."""
+    code = (f"import resource, sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r});"
+            f"import dcgan_step as b; s = b.{framework}_step({batch}); s = s[1] if isinstance(s, tuple) else s;"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; [s() for _ in range(3)];"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return float(out.stdout.strip()) if out.returncode == 0 else float("nan")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, nargs="+", default=[64, 128])
+    p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--no-torch", action="store_true")
+    args = p.parse_args()
+    try:
+        import torch
+        has_torch = not args.no_torch
+        versions = f"; torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        has_torch, versions = False, "; torch not installed"
+    print(machine() + versions)
+    _ = resource  # (used in the memory subprocess)
+    for batch in args.batch:
+        trainer, ours = minigan_step(batch)
+        theirs = torch_step(batch) if has_torch else None
+        ours(), ours()
+        if theirs:
+            theirs(), theirs()
+        t_ours, t_theirs = [], []
+        for _ in range(args.repeat):  # alternate, so both see the same machine
+            t = time.perf_counter()
+            ours()
+            t_ours.append(time.perf_counter() - t)
+            if theirs:
+                t = time.perf_counter()
+                theirs()
+                t_theirs.append(time.perf_counter() - t)
+        m_ours = float(np.median(t_ours))
+        flops, floor = step_flops(trainer, batch)
+        print(f"\nbatch {batch}: minigan {m_ours * 1e3:.1f} ms/step (median of {args.repeat})", end="")
+        if theirs:
+            m_theirs = float(np.median(t_theirs))
+            print(f", PyTorch {m_theirs * 1e3:.1f} ms/step: ratio minigan/PyTorch {m_ours / m_theirs:.2f}", end="")
+        print(f"\n  matmul FLOPs per step {flops / 1e9:.1f} G; minigan {flops / m_ours / 1e9:.0f} GFLOP/s"
+              + (f", PyTorch {flops / m_theirs / 1e9:.0f} GFLOP/s" if theirs else "")
+              + f"; floor at this run's matmul rates {floor * 1e3:.0f} ms (minigan at {floor / m_ours:.0%} of it)")
+        mem = {"minigan": peak_memory("minigan", batch)}
+        if theirs:
+            mem["torch"] = peak_memory("torch", batch)
+        print("  peak memory growth over a step: " + ", ".join(f"{k} {v:.0f} MB" for k, v in mem.items())
+              + (f" (ratio {mem['minigan'] / mem['torch']:.2f})" if theirs and mem["torch"] else ""))
+        print(f"  {'minigan layer':60s} {'forward ms':>10s} {'backward ms':>11s}")
+        times = per_layer_times(trainer, ours)
+        for name in dict.fromkeys(k for k, _ in times):
+            print(f"  {name:60s} {times.get((name, 'forward'), 0) * 1e3:10.1f} {times.get((name, 'backward'), 0) * 1e3:11.1f}")
+        print(json.dumps({"batch": batch, "minigan_ms": m_ours * 1e3,
+                          "torch_ms": m_theirs * 1e3 if theirs else None}))
+
+
+if __name__ == "__main__":
+    main()

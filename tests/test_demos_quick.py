@@ -1,0 +1,53 @@
+"""The measurement demos' quick modes, end to end in a temporary folder."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minigan import checkpoint, metrics, models
+from minigan.trainer import GANTrainer, latest_checkpoint
+
+DEMOS = Path(__file__).resolve().parents[1] / "demos"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run(script, *args, cwd):
+    r = subprocess.run([sys.executable, str(DEMOS / script), *args], cwd=cwd, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
+def test_mixture_gan_quick(tmp_path):
+    out = run("mixture_gan.py", "--quick", "--mixtures", "ring", "--out", str(tmp_path), cwd=tmp_path)
+    assert "GAN (published)" in out and "ring     GAN + MMD" in out
+    for name in ("ring_gan.png", "ring_mmd.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_autoencoder_quick(tmp_path, conv):
+    out = run("autoencoder.py", "--quick", *(["--conv"] if conv else []), "--out", str(tmp_path), cwd=tmp_path)
+    mse = float(out.splitlines()[1].split()[2])
+    assert 0 < mse < 0.2
+    assert (tmp_path / f"reconstructions_{'conv' if conv else 'dense'}.png").read_bytes()[:8] == PNG
+
+
+def test_shipped_classifier_is_accurate_and_recorded():
+    model, record = metrics.load_classifier()
+    assert record["command"].startswith("python demos/train_classifier.py") and record["test_accuracy"] >= 0.95
+
+
+def test_evaluate_a_checkpoint(tmp_path, mnist_dir):
+    t = GANTrainer(models.dcgan_generator(8), models.dcgan_discriminator(), nz=8, out_dir=tmp_path,
+                   log=lambda *a: None)
+    t.fit(np.random.default_rng(0).uniform(-1, 1, (8, 1, 28, 28)).astype(np.float32), epochs=1, batch_size=4)
+    out = run("evaluate.py", str(latest_checkpoint(tmp_path)), "-n", "500", "--data-dir", str(mnist_dir),
+              "--test-dir", str(mnist_dir), "--json", cwd=tmp_path)
+    result = json.loads(out)
+    # the real-vs-real floor, here the test split against itself: FID ~ 0, IS near the classifier's
+    assert abs(result["fid"]["real_train_vs_test"]) < 1e-6 and result["inception_score"]["real_train_vs_test"] > 8
+    assert result["fid"]["generated"] > 1 and result["classes_present"]["real_train_vs_test"] == 10
