@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigan import backend, checkpoint, data, models, viz
+from minigan import backend, checkpoint, data, metrics, models, viz
 from minigan.trace import trace
 from minigan.trainer import GANTrainer, TrainingDiverged, latest_checkpoint
 
@@ -49,14 +49,18 @@ def parse_args(argv=None):
     p.add_argument("--sample", metavar="CKPT", type=Path,
                    help="no training: draw a grid from CKPT's generator into --out/sample.png")
     p.add_argument("--n-samples", type=int, default=64, help="images in a grid. Default: 64")
+    p.add_argument("--eval-every", type=int, default=0, metavar="N",
+                   help="every N epochs, log classifier FID, IS, KID and the class histogram's KL to "
+                        "uniform of 2,000 samples against 2,000 training images to metrics.jsonl. "
+                        "Default: 0 (off)")
     p.add_argument("--trace", action="store_true",
                    help="print each layer's output statistics and gradient norms during the first step")
     p.add_argument("--dry-run", action="store_true",
                    help="3 steps on synthetic data with a batch of 8: checks the whole pipeline in seconds")
     args = p.parse_args(argv)
-    for name in ("epochs", "batch_size", "nz", "keep", "n_samples"):
+    for name in ("epochs", "batch_size", "nz", "keep", "n_samples", "eval_every"):
         value = getattr(args, name)
-        if value is not None and value < 1:
+        if value is not None and value < (0 if name == "eval_every" else 1):
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if args.lr <= 0 or not 0 <= args.beta1 < 1 or args.mmd_weight < 0:
         p.error(f"expected --lr > 0, 0 <= --beta1 < 1, --mmd-weight >= 0; got {args.lr}, {args.beta1}, "
@@ -98,10 +102,20 @@ def main(argv=None):
     epochs = args.epochs or max(1, round(STEPS_BY_DEFAULT / steps))
     print(f"data: {source}: {len(images):,} images; {epochs} epochs of {steps} steps, batch {args.batch_size}, "
           f"backend {args.backend}")
+    evaluate = None
+    if args.eval_every:
+        n_eval = min(2000, len(images))
+        reference = images[np.random.default_rng(args.seed).permutation(len(images))[:n_eval]]
+        z_eval = np.random.default_rng([args.seed, 4]).standard_normal((n_eval, args.nz)).astype(np.float32)
+
+        def evaluate(t):
+            r = metrics.evaluate(t.sample(z_eval), reference)
+            return {k: r[k] for k in ("fid", "inception_score", "kid", "kl_to_uniform", "classes_present")}
     trainer = GANTrainer(models.dcgan_generator(args.nz, seed=args.seed),
                          models.dcgan_discriminator(seed=args.seed + 1), nz=args.nz, backend=args.backend,
                          lr=args.lr, beta1=args.beta1, mmd_weight=args.mmd_weight, seed=args.seed,
-                         out_dir=args.out, keep=args.keep, n_samples=args.n_samples)
+                         out_dir=args.out, keep=args.keep, n_samples=args.n_samples,
+                         evaluate=evaluate, eval_every=args.eval_every)
     if args.resume:
         ckpt = latest_checkpoint(args.out) if args.resume == "latest" else Path(args.resume)
         if ckpt is None or not ckpt.is_file():

@@ -6,6 +6,7 @@ step. Saving that generator's state at the epoch's start, plus the step reached,
 resumed run bit-identical to an uninterrupted one, even from mid-epoch (Ctrl-C).
 """
 import csv
+import json
 import signal
 import sys
 import time
@@ -37,7 +38,8 @@ class GANTrainer:
     """
 
     def __init__(self, G, D, *, nz, backend="numpy", lr=2e-4, beta1=0.5, mmd_weight=0.0,
-                 mmd_sigmas=None, seed=0, out_dir=None, keep=3, log_every=10, n_samples=64, log=print):
+                 mmd_sigmas=None, seed=0, out_dir=None, keep=3, log_every=10, n_samples=64, log=print,
+                 evaluate=None, eval_every=0):
         if mmd_weight < 0:
             raise ValueError(f"GANTrainer: expected mmd_weight >= 0, got {mmd_weight}")
         self.xp = backend_mod.get(backend)
@@ -51,6 +53,7 @@ class GANTrainer:
         self.fixed_z = np.random.default_rng([seed, 1]).standard_normal((n_samples, nz)).astype(np.float32)
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.keep, self.log_every, self.log = keep, log_every, log
+        self.evaluate, self.eval_every = evaluate, eval_every  # evaluate(trainer) -> {name: number}
         self.epoch, self.step_in_epoch, self.step = 0, 0, 0
         self.epoch_rng_state = None  # the generator's state when the current epoch drew its shuffle and z
         self.history = []  # one row per log interval: step, epoch and the means of STATS
@@ -104,6 +107,7 @@ class GANTrainer:
         xp = self.xp
         data_dev = backend_mod.to_backend(np.ascontiguousarray(data, np.float32), xp)  # moved once
         steps = n // batch_size
+        self._stop = False
         previous = signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
         try:
             while self.epoch < epochs:
@@ -119,8 +123,9 @@ class GANTrainer:
                 while self.step_in_epoch < steps:
                     if self._stop:
                         self._check_and_log(stats, logged, self.step_in_epoch)
-                        self.save_checkpoint()
-                        self.log(f"\ninterrupted: saved {self.last_checkpoint}; resume with --resume")
+                        if self.out_dir is not None:
+                            self.save_checkpoint()
+                            self.log(f"\ninterrupted: saved {self.last_checkpoint}; resume with --resume")
                         return "interrupted"
                     i = self.step_in_epoch
                     stats[i] = self.train_step(data_dev[order[i]], zs[i])
@@ -181,6 +186,11 @@ class GANTrainer:
                         "train-mode BatchNorm": self.sample(self.fixed_z, training=True)})
         if self.history:
             viz.plot_history(self.out_dir / "losses.png", self.history)
+        if self.evaluate and self.eval_every and self.epoch % self.eval_every == 0:
+            scores = {"epoch": self.epoch, "step": self.step, **self.evaluate(self)}
+            self.log("metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+            with open(self.out_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(scores) + "\n")
         self.save_checkpoint()
 
     def _write_log(self, rows, append):

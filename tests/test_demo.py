@@ -1,4 +1,5 @@
 """demos/mnist_gan.py as a user runs it, in a temporary folder."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,10 @@ def test_dry_run_end_to_end(tmp_path):
     assert meta["step"] == 3 and meta["epoch"] == 1 and meta["config"]["nz"] == 100
     assert arrays["G/0.W"].shape == (100, 7 * 7 * 256) and np.isfinite(arrays["D/6.W"]).all()
 
-    r = run("--dry-run", "--out", str(out), "--resume", "--epochs", "2", cwd=tmp_path)
+    r = run("--dry-run", "--out", str(out), "--resume", "--epochs", "2", "--eval-every", "1", cwd=tmp_path)
     assert r.returncode == 0 and "resumed from" in r.stdout and "epoch 2/2" in r.stderr, r.stderr
+    scores = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert scores["epoch"] == 2 and scores["fid"] > 0 and 1 <= scores["inception_score"] <= 10
     assert (out / "samples_epoch002.png").read_bytes()[:8] == PNG
 
     r = run("--sample", str(ckpt), "--out", str(out), "--n-samples", "16", cwd=tmp_path)

@@ -84,6 +84,8 @@ def test_interrupt_mid_epoch_saves_and_resumes_bit_identically(tmp_path):
     resumed = make(tmp_path / "b")
     resumed.restore(ckpt)
     assert resumed.fit(data, epochs=2, batch_size=32) == "done"
+    part.train_step = step
+    assert part.fit(data, epochs=2, batch_size=32) == "done" and part.step == 16  # the old request is gone
     (a, _), (b, _) = everything(whole), everything(resumed)
     for k in a:
         if k != "history":  # the interrupted run logged at other steps
