@@ -7,12 +7,11 @@ loss and optimizer in PyTorch, alternating the two in one run.
 Prints per batch size: median step times and their ratio; minigan's time per layer (forward
 and backward, summed over the step's calls); the step's matmul FLOPs, the achieved GFLOP/s
 and the floor (each layer's FLOPs at the rate of a matmul of its im2col shape, measured in
-this run); and each framework's peak memory for a step (max RSS growth, in a fresh process).
+this run); and each framework's peak memory for a step (peak RSS growth, in a fresh process).
 PyTorch is for this comparison only: `pip install torch==2.13.0` (the CPU build).
 """
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -108,12 +107,17 @@ def step_flops(trainer, batch):
     return flops, floor
 
 
+def _status_mb(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
+
+
 def peak_memory(framework, batch):
-    """Max RSS growth over 3 steps, in MB, measured in a fresh Python process."""
-    code = (f"import resource, sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r});"
+    """Peak RSS (VmHWM) over 3 steps minus the RSS before them, in MB, in a fresh process.
+    (Not ru_maxrss: Linux carries it over exec, so a child would start at this process's peak.)"""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r});"
             f"import dcgan_step as b; s = b.{framework}_step({batch}); s = s[1] if isinstance(s, tuple) else s;"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; [s() for _ in range(3)];"
-            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)")
+            "before = b._status_mb('VmRSS'); [s() for _ in range(3)]; print(b._status_mb('VmHWM') - before)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     return float(out.stdout.strip()) if out.returncode == 0 else float("nan")
 
@@ -131,7 +135,6 @@ def main():
     except ImportError:
         has_torch, versions = False, "; torch not installed"
     print(machine() + versions)
-    _ = resource  # (used in the memory subprocess)
     for batch in args.batch:
         trainer, ours = minigan_step(batch)
         theirs = torch_step(batch) if has_torch else None

@@ -45,7 +45,11 @@ def test_evaluate_a_checkpoint(tmp_path, mnist_dir):
     t = GANTrainer(models.dcgan_generator(8), models.dcgan_discriminator(), nz=8, out_dir=tmp_path,
                    log=lambda *a: None)
     t.fit(np.random.default_rng(0).uniform(-1, 1, (8, 1, 28, 28)).astype(np.float32), epochs=1, batch_size=4)
-    out = run("evaluate.py", str(latest_checkpoint(tmp_path)), "-n", "500", "--data-dir", str(mnist_dir),
+    as_train = tmp_path / "test-as-train"  # the test split under the training split's names (links)
+    as_train.mkdir()
+    for kind in ("images-idx3", "labels-idx1"):
+        (as_train / f"train-{kind}-ubyte.gz").symlink_to(mnist_dir / f"t10k-{kind}-ubyte.gz")
+    out = run("evaluate.py", str(latest_checkpoint(tmp_path)), "-n", "500", "--data-dir", str(as_train),
               "--test-dir", str(mnist_dir), "--json", cwd=tmp_path)
     result = json.loads(out)
     # the real-vs-real floor, here the test split against itself: FID ~ 0, IS near the classifier's
