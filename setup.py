@@ -1,10 +1,12 @@
+from pathlib import Path
+
 from setuptools import setup
 
 setup(
     name="minigan",
     version="0.1.0",
     description="A GAN engine on NumPy and CuPy with hand-written, gradient-checked layers",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=(Path(__file__).parent / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     # kernels/ sits beside minigan/ but installs as minigan.kernels: a top-level package

@@ -124,7 +124,10 @@ def dcgan_like(nz, ch, rng):
     return G, D
 
 
-@settings(max_examples=10)
+# Hidden pre-activations cannot be kept off LeakyReLU's kink as the layer tests keep inputs off
+# it; a rare draw could put one within a finite-difference step of 0. derandomize=True keeps
+# CI deterministic (hypothesis still chooses the examples, the same ones every run).
+@settings(max_examples=10, derandomize=True)
 @given(st.integers(3, 4), st.integers(2, 5), st.integers(1, 3), seeds)
 def test_dcgan_generator_and_discriminator_end_to_end(n, nz, ch, seed):
     rng = np.random.default_rng(seed)
