@@ -35,7 +35,8 @@ def save_samples(path, panels, nrow=8, reference=None):
     """One PNG with a titled panel per entry of panels = {"eval-mode BatchNorm": samples, ...}:
     a grid for images (N, 1, H, W), a scatter plot for points (N, 2) (over `reference` points,
     e.g. the true means of a mixture, when given)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.6), squeeze=False)
+    aspect = max(-(-len(v) // nrow) / nrow if np.ndim(v) == 4 else 1.0 for v in panels.values())
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * aspect + 0.5), squeeze=False)
     for ax, (title, samples) in zip(axes[0], panels.items()):
         samples = np.asarray(samples)
         if samples.ndim == 4:
