@@ -143,8 +143,9 @@ def mmd2(X, Y, sigmas, *, unbiased=False, backend="auto", check_finite=True):
     b = 1 / (n * m)
     f64 = np.float64
     value = a * Kxx.sum(dtype=f64) + c * Kyy.sum(dtype=f64) - 2 * b * Kxy.sum(dtype=f64)
-    dX = (-2 * a) * (Wxx.sum(axis=1)[:, None] * X - Wxx @ X) \
-        + (2 * b) * (Wxy.sum(axis=1)[:, None] * X - Wxy @ Y)
+    # Centred rows: the differences x_i − x_b are the same, without cancelling large norms.
+    dX = (-2 * a) * (Wxx.sum(axis=1)[:, None] * Xc - Wxx @ Xc) \
+        + (2 * b) * (Wxy.sum(axis=1)[:, None] * Xc - Wxy @ Yc)
     return value, dX.astype(X.dtype, copy=False)
 
 
