@@ -99,6 +99,11 @@ class GANTrainer:
         if not 1 <= batch_size <= n:
             raise ValueError(f"GANTrainer.fit: expected 1 <= batch_size <= {n} (the number of samples), "
                              f"got {batch_size}")
+        saved = self.config.get("batch_size")
+        if self.step_in_epoch and saved != batch_size:
+            raise ValueError(f"GANTrainer.fit: this run stopped mid-epoch with batch_size={saved}; "
+                             f"resume it with that batch size, got {batch_size}")
+        self.config["batch_size"] = batch_size
         if self.config["mmd_weight"] and self.config["mmd_sigmas"] is None:
             from .kernels import default_sigmas
             pick = np.random.default_rng([self.config["seed"], 2]).permutation(n)[:512]
@@ -235,6 +240,7 @@ class GANTrainer:
         self.opt_G.load_state_dict(checkpoint.subset(arrays, "optim_G"))
         self.opt_D.load_state_dict(checkpoint.subset(arrays, "optim_D"))
         self.config["mmd_sigmas"] = meta["config"]["mmd_sigmas"]
+        self.config["batch_size"] = meta["config"].get("batch_size")
         self.epoch, self.step_in_epoch, self.step = meta["epoch"], meta["step_in_epoch"], meta["step"]
         self.epoch_rng_state = meta["rng_state"]
         self.rng.bit_generator.state = meta["rng_state"]

@@ -83,6 +83,8 @@ def test_interrupt_mid_epoch_saves_and_resumes_bit_identically(tmp_path):
 
     resumed = make(tmp_path / "b")
     resumed.restore(ckpt)
+    with pytest.raises(ValueError, match="stopped mid-epoch with batch_size=32; resume it with that"):
+        resumed.fit(data, epochs=2, batch_size=64)
     assert resumed.fit(data, epochs=2, batch_size=32) == "done"
     part.train_step = step
     assert part.fit(data, epochs=2, batch_size=32) == "done" and part.step == 16  # the old request is gone
