@@ -153,7 +153,7 @@ def median_sigma(X, Y=None):
     """The median heuristic: σ = sqrt(median of the pairwise squared distances / 2) over the
     rows of X and Y together (off-diagonal pairs), so that exp(−D/(2σ²)) is 1/e at the median."""
     Z = X if Y is None else _backend.xp_of(X, Y).concatenate([X, Y])
-    Zc, _ = center(Z, Z)
+    Zc = Z - Z.mean(axis=0)
     zz = sq_norms(Zc)
     D = _backend.to_host(zz[:, None] + zz[None, :] - 2 * (Zc @ Zc.T)).astype(np.float64)
     off = D[~np.eye(len(D), dtype=bool)]

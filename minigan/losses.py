@@ -1,6 +1,7 @@
 """Losses. Each returns (value, gradient): value is a 0-d array on the input's backend
 (no host transfer inside a training step), gradient has the input's shape."""
 from .backend import xp_of
+from .layers.activations import sigmoid
 
 
 def _check_same_shape(name, a, b):
@@ -21,27 +22,30 @@ def bce_with_logits(logits, targets):
         _check_same_shape("bce_with_logits", logits, t)
     x = logits
     loss = xp.mean(xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x))))
-    sigmoid = (1 + xp.tanh(x / 2)) / 2
-    return loss, (sigmoid - t) / x.size
+    return loss, (sigmoid(x) - t) / x.size
+
+
+def log_softmax(logits):
+    """log softmax over axis 1, shifted by the row maximum so that exp never overflows."""
+    xp = xp_of(logits)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def softmax_cross_entropy(logits, labels):
     """Mean cross-entropy of integer class labels (N,) under softmax(logits) (N, K).
 
-    loss = mean(logsumexp(x_n) − x_n[y_n]);   dloss/dx = (softmax(x) − onehot(y)) / N
+    loss = mean(−log softmax(x_n)[y_n]);   dloss/dx = (softmax(x) − onehot(y)) / N
     """
     xp = xp_of(logits)
     if logits.ndim != 2 or tuple(labels.shape) != (logits.shape[0],):
         raise ValueError(f"softmax_cross_entropy: expected logits (N, K) and labels (N,), got "
                          f"{tuple(logits.shape)} and {tuple(labels.shape)}")
-    shifted = logits - logits.max(axis=1, keepdims=True)  # exp never overflows
-    e = xp.exp(shifted)
-    total = e.sum(axis=1, keepdims=True)
+    logp = log_softmax(logits)
     rows = xp.arange(len(labels))
-    loss = xp.mean(xp.log(total[:, 0]) - shifted[rows, labels])
-    grad = e / total
+    grad = xp.exp(logp)
     grad[rows, labels] -= 1
-    return loss, grad / len(labels)
+    return -xp.mean(logp[rows, labels]), grad / len(labels)
 
 
 def mse(pred, target):

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import checkpoint
 from .layers import Conv2D, Dense, Flatten, LeakyReLU, Sequential
+from .losses import log_softmax
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "mnist_classifier.npz"
 FEATURES = 64
@@ -46,8 +47,7 @@ def features_and_probs(model, images, batch=500):
             x = layer.forward(x, training=False)
         feats.append(x.astype(np.float64))
         logits = model.layers[7].forward(x, training=False).astype(np.float64)
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs.append(e / e.sum(axis=1, keepdims=True))
+        probs.append(np.exp(log_softmax(logits)))
     return np.concatenate(feats), np.concatenate(probs)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import backend as backend_mod
 from . import checkpoint, viz
+from .layers.activations import sigmoid
 from .losses import bce_with_logits, mmd
 from .optim import Adam
 
@@ -24,10 +25,6 @@ STATS = ("loss_d", "loss_g", "d_x", "d_g_z", "mmd")
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or Inf; the message names the step and the last good checkpoint."""
-
-
-def _sigmoid_mean(xp, logits):
-    return xp.mean((1 + xp.tanh(logits / 2)) / 2)
 
 
 class GANTrainer:
@@ -88,8 +85,8 @@ class GANTrainer:
             dfake += np.float32(self.config["mmd_weight"]) * dmmd
         G.backward(dfake)
         self.opt_G.step()
-        return xp.stack([loss_real + loss_fake, loss_g, _sigmoid_mean(xp, logits_real),
-                         _sigmoid_mean(xp, logits_fake), mmd_value.astype(np.float32)])
+        return xp.stack([loss_real + loss_fake, loss_g, sigmoid(logits_real).mean(),
+                         sigmoid(logits_fake).mean(), mmd_value.astype(np.float32)])
 
     # ---- the loop ------------------------------------------------------------------------
     def fit(self, data, *, epochs, batch_size):

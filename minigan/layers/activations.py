@@ -2,6 +2,11 @@ from ..backend import xp_of
 from .base import Layer
 
 
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed as (1 + tanh(x/2)) / 2, which never overflows."""
+    return (1 + xp_of(x).tanh(x / 2)) / 2
+
+
 class LeakyReLU(Layer):
     """y = x for x > 0, a·x otherwise, with a = negative_slope in [0, 1] (any shape).
 
@@ -61,11 +66,11 @@ class Tanh(Layer):
 
 
 class Sigmoid(Layer):
-    """y = 1 / (1 + exp(-x)), computed as (1 + tanh(x/2)) / 2, which never overflows."""
+    """y = sigmoid(x) = 1 / (1 + exp(-x))."""
 
     def forward(self, x, training=True):
         self.y_shape = self.check_input(x)
-        y = (1 + xp_of(x).tanh(x / 2)) / 2
+        y = sigmoid(x)
         self.cache = y
         return y
 
