@@ -59,10 +59,6 @@ def xp_of(*arrays):
     return np
 
 
-def name_of(xp):
-    return "cupy" if xp is not np else "numpy"
-
-
 def to_backend(x, xp, dtype=None):
     """x as an array of module `xp` (numpy or cupy), optionally cast to `dtype`."""
     if xp is np:
