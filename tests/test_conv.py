@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from reference import conv2d_loops, conv_transpose2d_loops
 
 from minigan.layers import Conv2D, ConvTranspose2D, col2im, im2col
+from minigan.layers.conv import col2im_sliced, conv_output_size, im2col_sliced
 
 dims = dict(n=st.integers(1, 3), cin=st.integers(1, 4), cout=st.integers(1, 4), h=st.integers(1, 9),
             w=st.integers(1, 9), k=st.integers(1, 5), s=st.integers(1, 3), p=st.integers(0, 2),
@@ -66,6 +67,27 @@ def test_col2im_is_the_adjoint_of_im2col(n, c, h, w, k, s, p, seed):
     col = im2col(x, k, s, p)
     r = rng.standard_normal(col.shape)
     np.testing.assert_allclose(np.sum(col * r), np.sum(x * col2im(r, x.shape, s, p)), rtol=1e-12)
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 9), st.integers(1, 9), st.integers(1, 5),
+       st.integers(1, 3), st.integers(0, 2), st.sampled_from([np.float32, np.float64]), st.booleans(),
+       st.integers(0, 2 ** 31 - 1))
+def test_compiled_im2col_col2im_equal_the_slices(n, c, h, w, k, s, p, dtype, transposed, seed):
+    """On NumPy, im2col/col2im run minigan.kernels.im2col_numba; the strided slices (the CuPy path)
+    define the values, and the two must agree exactly (same copies, same order of additions)."""
+    assume(min(h, w) + 2 * p >= k)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    if transposed:  # a non-contiguous view with the same values
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    ho, wo = conv_output_size(h, k, s, p), conv_output_size(w, k, s, p)
+    col = im2col(x, k, s, p)
+    assert col.dtype == dtype and col.shape == (c, k, k, n, ho, wo)
+    np.testing.assert_array_equal(col, im2col_sliced(x, k, s, p, np.empty_like(col)))
+    r = rng.standard_normal(col.shape).astype(dtype)
+    back = col2im(r, x.shape, s, p)
+    assert back.dtype == dtype and back.flags.c_contiguous
+    np.testing.assert_array_equal(back, col2im_sliced(r, x.shape, s, p))
 
 
 def test_dcgan_upsampling_shapes():

@@ -18,6 +18,7 @@ class Layer:
         self.grads = {}
         self.buffers = {}
         self.cache = None
+        self._scratch = {}
 
     def output_shape(self, in_shape):
         """The output shape for an input shape; raises ValueError for an input it cannot take."""
@@ -47,6 +48,15 @@ class Layer:
             raise ValueError(f"{self}: expected a gradient of shape {self.y_shape} "
                              f"(the last forward's output), got {tuple(dy.shape)}")
 
+    def scratch(self, name, shape, like):
+        """A work array kept from call to call, its contents overwritten by each call. A fresh
+        array of the DCGAN's column-buffer size (tens of MB) costs the kernel zeroing new pages on
+        every step; reusing one does not. Never returned to the caller: outputs are fresh arrays."""
+        a = self._scratch.get(name)
+        if a is None or a.shape != tuple(shape) or a.dtype != like.dtype or type(a) is not type(like):
+            a = self._scratch[name] = backend.xp_of(like).empty(shape, like.dtype)
+        return a
+
     def named_parameters(self, prefix=""):
         """(name, layer, key) for each parameter; optimizers update layer.params[key]."""
         for k in self.params:
@@ -58,7 +68,7 @@ class Layer:
         for d in (self.params, self.grads, self.buffers):
             for k, v in d.items():
                 d[k] = backend.to_backend(v, xp, dtype)
-        self.cache = None
+        self.cache, self._scratch = None, {}
         return self
 
     def __repr__(self):

@@ -3,13 +3,15 @@
 Layout of a column buffer: col[c, i, j, n, ho, wo] = x_padded[n, c, i + s*ho, j + s*wo],
 shape (C, kH, kW, N, Ho, Wo). Reshaped to (C*kH*kW, N*Ho*Wo) it is one matrix, so a whole
 batch's convolution is one BLAS matmul. im2col copies kH*kW strided slices (no loop over
-pixels or samples); col2im is its adjoint, `+=` on the same slices. Both run unchanged on
-NumPy and CuPy.
+pixels or samples); col2im is its adjoint, `+=` on the same slices. These slices run on CuPy;
+on NumPy the same values come from one compiled pass (minigan.kernels.im2col_numba), because
+NumPy runs a strided slice copy as many short row loops.
 """
 import numpy as np
 
 from .. import init
 from ..backend import xp_of
+from ..kernels import im2col_numba
 from .base import Layer, check_positive, check_rank
 
 
@@ -23,16 +25,27 @@ def conv_transpose_output_size(size, kernel_size, stride, padding, output_paddin
     return (size - 1) * stride - 2 * padding + kernel_size + output_padding
 
 
-def im2col(x, kernel_size, stride, padding):
-    """x: (N, C, H, W) -> col: (C, k, k, N, Ho, Wo), col[c,i,j,n,ho,wo] = x_pad[n,c,i+s*ho,j+s*wo]."""
+def im2col(x, kernel_size, stride, padding, out=None):
+    """x: (N, C, H, W) -> col: (C, k, k, N, Ho, Wo), col[c,i,j,n,ho,wo] = x_pad[n,c,i+s*ho,j+s*wo].
+    Written into `out` (C-contiguous, that shape and x's dtype) when given."""
     xp = xp_of(x)
     N, C, H, W = x.shape
     k, s, p = kernel_size, stride, padding
     Ho, Wo = conv_output_size(H, k, s, p), conv_output_size(W, k, s, p)
+    col = xp.empty((C, k, k, N, Ho, Wo), dtype=x.dtype) if out is None else out
+    if xp is np:
+        return im2col_numba.im2col(x, k, s, p, col)
+    return im2col_sliced(x, k, s, p, col)
+
+
+def im2col_sliced(x, k, s, p, col):
+    """im2col as k*k strided slice copies into col (the CuPy path; on NumPy, the reference
+    for the compiled one)."""
+    xp = xp_of(x)
+    Ho, Wo = col.shape[4], col.shape[5]
     xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W) view, so each slice lands in col's order
     if p:
         xt = xp.pad(xt, ((0, 0), (0, 0), (p, p), (p, p)))
-    col = xp.empty((C, k, k, N, Ho, Wo), dtype=x.dtype)
     for i in range(k):
         for j in range(k):
             col[:, i, j] = xt[:, :, i:i + s * Ho:s, j:j + s * Wo:s]
@@ -44,6 +57,13 @@ def col2im(col, x_shape, stride, padding):
 
     col: (C, k, k, N, Ho, Wo) -> x: x_shape = (N, C, H, W), C-contiguous.
     """
+    if xp_of(col) is np:
+        return im2col_numba.col2im(col, x_shape, stride, padding)
+    return col2im_sliced(col, x_shape, stride, padding)
+
+
+def col2im_sliced(col, x_shape, stride, padding):
+    """col2im as `+=` on im2col's slices (the CuPy path; on NumPy, the reference for the compiled one)."""
     xp = xp_of(col)
     C, k, _, N, Ho, Wo = col.shape
     H, W = x_shape[2], x_shape[3]
@@ -108,7 +128,9 @@ class Conv2D(_ConvBase):
     def forward(self, x, training=True):
         self.y_shape = N, O, Ho, Wo = self.check_input(x)
         xp = xp_of(x)
-        col = im2col(x, self.kernel_size, self.stride, self.padding)
+        k = self.kernel_size
+        col = im2col(x, k, self.stride, self.padding,
+                     out=self.scratch("col", (self.in_ch, k, k, N, Ho, Wo), like=x))
         self.cache = (col, x.shape)
         y = self.params["W"].reshape(O, -1) @ col.reshape(-1, N * Ho * Wo)  # (O, N*Ho*Wo)
         y = xp.ascontiguousarray(y.reshape(O, N, Ho, Wo).transpose(1, 0, 2, 3))
@@ -125,7 +147,8 @@ class Conv2D(_ConvBase):
         col2 = col.reshape(-1, dy2.shape[1])
         self.grads["W"] = (dy2 @ col2.T).reshape(W.shape)
         self._bias_grad(dy)
-        dcol = (W.reshape(O, -1).T @ dy2).reshape(col.shape)
+        dcol = self.scratch("dcol", col.shape, like=dy)
+        xp_of(dy).matmul(W.reshape(O, -1).T, dy2, out=dcol.reshape(-1, dy2.shape[1]))
         return col2im(dcol, x_shape, self.stride, self.padding)
 
     def __repr__(self):
@@ -166,7 +189,8 @@ class ConvTranspose2D(_ConvBase):
         x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)  # (in_ch, N*H*W)
         self.cache = (x2, x.shape)
         k = self.kernel_size
-        col = (self.params["W"].reshape(Cin, -1).T @ x2).reshape(self.out_ch, k, k, N, H, W)
+        col = self.scratch("col", (self.out_ch, k, k, N, H, W), like=x)
+        xp_of(x).matmul(self.params["W"].reshape(Cin, -1).T, x2, out=col.reshape(-1, x2.shape[1]))
         return self._add_bias(col2im(col, self.y_shape, self.stride, self.padding))
 
     def backward(self, dy):
@@ -175,7 +199,10 @@ class ConvTranspose2D(_ConvBase):
         self.check_grad(dy)
         x2, (N, Cin, H, Wd) = self.cache
         W = self.params["W"]
-        dcol = im2col(dy, self.kernel_size, self.stride, self.padding).reshape(-1, x2.shape[1])
+        k = self.kernel_size
+        # forward's column buffer is free again: same shape, so dcol reuses it
+        dcol = im2col(dy, k, self.stride, self.padding,
+                      out=self.scratch("col", (self.out_ch, k, k, N, H, Wd), like=dy)).reshape(-1, x2.shape[1])
         self.grads["W"] = (x2 @ dcol.T).reshape(W.shape)
         self._bias_grad(dy)
         dx = (W.reshape(Cin, -1) @ dcol).reshape(Cin, N, H, Wd)

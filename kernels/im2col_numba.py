@@ -1,0 +1,63 @@
+"""im2col and col2im on the CPU, compiled by numba: the same values as the strided slices in
+minigan/layers/conv.py (which define them, run on CuPy, and are checked against these in
+tests/test_conv.py).
+
+    col[c, i, j, n, ho, wo] = x_pad[n, c, i + s*ho, j + s*wo]          (im2col)
+    x[n, c, i + s*ho - p, j + s*wo - p] += col[c, i, j, n, ho, wo]    (col2im, its adjoint)
+
+Why a compiled loop: NumPy runs each of the k*k slice copies as one short inner loop per
+output row (Wo elements, stride s), so for the DCGAN's 5x5 stride-2 layers the copies cost
+more than the matmuls around them. One pass here moves the same bytes 2-4x faster.
+
+Why one thread: these run between OpenBLAS matmuls, whose worker threads keep spinning for a
+while after each call; a parallel region then fights them for the cores and was slower than
+this serial loop in the DCGAN step (benchmarks/dcgan_step.py).
+"""
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def _im2col(x, k, s, p, col):
+    N, C, H, W = x.shape
+    Ho, Wo = col.shape[4], col.shape[5]
+    for c in range(C):
+        for i in range(k):
+            for j in range(k):
+                for n in range(N):
+                    for ho in range(Ho):
+                        h = i + s * ho - p
+                        for wo in range(Wo):
+                            w = j + s * wo - p
+                            inside = 0 <= h < H and 0 <= w < W
+                            col[c, i, j, n, ho, wo] = x[n, c, h, w] if inside else 0
+    return col
+
+
+@numba.njit(cache=True)
+def _col2im(col, s, p, x):
+    C, k, _, N, Ho, Wo = col.shape
+    H, W = x.shape[2], x.shape[3]
+    for c in range(C):
+        x[:, c] = 0
+        for i in range(k):
+            for j in range(k):
+                for n in range(N):
+                    for ho in range(Ho):
+                        h = i + s * ho - p
+                        if 0 <= h < H:
+                            for wo in range(Wo):
+                                w = j + s * wo - p
+                                if 0 <= w < W:
+                                    x[n, c, h, w] += col[c, i, j, n, ho, wo]
+    return x
+
+
+def im2col(x, kernel_size, stride, padding, col):
+    """x: (N, C, H, W) NumPy -> col: (C, k, k, N, Ho, Wo), written in place and returned."""
+    return _im2col(np.ascontiguousarray(x), kernel_size, stride, padding, col)
+
+
+def col2im(col, x_shape, stride, padding):
+    """col: (C, k, k, N, Ho, Wo) NumPy -> x: x_shape = (N, C, H, W), C-contiguous."""
+    return _col2im(np.ascontiguousarray(col), stride, padding, np.empty(x_shape, dtype=col.dtype))
