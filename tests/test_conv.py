@@ -109,3 +109,29 @@ def test_layers_compute_in_their_dtype(dtype):
     y = layer.forward(x)
     assert y.dtype == dtype and layer.backward(np.ones_like(y)).dtype == dtype
     assert all(g.dtype == dtype for g in layer.grads.values())
+
+
+@pytest.mark.parametrize("make", [lambda: Conv2D(3, 4, 3, stride=2, padding=1),
+                                  lambda: ConvTranspose2D(3, 4, 3, stride=2, padding=1, output_padding=1)])
+def test_reused_column_buffers_never_leak_into_results(make):
+    """Layers keep their column buffers between calls (Layer.scratch). Outputs and gradients must
+    be fresh arrays, and a layer that has run on other shapes must give what a new layer gives."""
+    rng = np.random.default_rng(0)
+    used, new = make(), make()
+    new.params = {k: v.copy() for k, v in used.params.items()}
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    for shape in [(5, 3, 9, 7), (2, 3, 6, 6)]:  # other shapes first: the buffers are reallocated
+        used.forward(rng.standard_normal(shape).astype(np.float32))
+    y = used.forward(x)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = used.backward(dy)
+    grads = {k: g.copy() for k, g in used.grads.items()}
+    y_kept, dx_kept = y.copy(), dx.copy()
+    used.forward(rng.standard_normal(x.shape).astype(np.float32))  # overwrites the buffers
+    used.backward(dy)
+    np.testing.assert_array_equal(y, y_kept)
+    np.testing.assert_array_equal(dx, dx_kept)
+    np.testing.assert_array_equal(y, new.forward(x))
+    np.testing.assert_array_equal(dx, new.backward(dy))
+    for k in grads:
+        np.testing.assert_array_equal(grads[k], new.grads[k])
