@@ -7,7 +7,7 @@ tests/test_conv.py).
 
 Why a compiled loop: NumPy runs each of the k*k slice copies as one short inner loop per
 output row (Wo elements, stride s), so for the DCGAN's 5x5 stride-2 layers the copies cost
-more than the matmuls around them. One pass here moves the same bytes 2-4x faster.
+more than the matmuls around them. One pass here moves the same bytes 2-3x faster.
 
 Why one thread: these run between OpenBLAS matmuls, whose worker threads keep spinning for a
 while after each call; a parallel region then fights them for the cores and was slower than

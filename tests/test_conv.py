@@ -90,6 +90,15 @@ def test_compiled_im2col_col2im_equal_the_slices(n, c, h, w, k, s, p, dtype, tra
     np.testing.assert_array_equal(back, col2im_sliced(r, x.shape, s, p))
 
 
+def test_im2col_refuses_an_out_it_cannot_fill():
+    x = np.zeros((2, 3, 6, 6), np.float32)
+    good = im2col(x, 3, 1, 1)  # (3, 3, 3, 2, 6, 6)
+    for bad in (np.empty((3, 3, 3, 2, 6, 5), np.float32), np.empty(good.shape, np.float64),
+                np.empty(good.shape[::-1], np.float32).T):
+        with pytest.raises(ValueError, match=r"im2col: expected out .*\(3, 3, 3, 2, 6, 6\)"):
+            im2col(x, 3, 1, 1, out=bad)
+
+
 def test_dcgan_upsampling_shapes():
     """The DCGAN generator's 7 -> 14 -> 28 -> 28, PyTorch's formulas."""
     up = ConvTranspose2D(8, 4, 5, stride=2, padding=2, output_padding=1)

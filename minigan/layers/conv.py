@@ -32,10 +32,15 @@ def im2col(x, kernel_size, stride, padding, out=None):
     N, C, H, W = x.shape
     k, s, p = kernel_size, stride, padding
     Ho, Wo = conv_output_size(H, k, s, p), conv_output_size(W, k, s, p)
-    col = xp.empty((C, k, k, N, Ho, Wo), dtype=x.dtype) if out is None else out
+    shape = (C, k, k, N, Ho, Wo)
+    if out is None:
+        out = xp.empty(shape, dtype=x.dtype)
+    elif out.shape != shape or out.dtype != x.dtype or not out.flags.c_contiguous or xp_of(out) is not xp:
+        raise ValueError(f"im2col: expected out to be a C-contiguous {xp.__name__} array of shape {shape} "
+                         f"and dtype {x.dtype}, got shape {out.shape}, dtype {out.dtype}")
     if xp is np:
-        return im2col_numba.im2col(x, k, s, p, col)
-    return im2col_sliced(x, k, s, p, col)
+        return im2col_numba.im2col(x, k, s, p, out)
+    return im2col_sliced(x, k, s, p, out)
 
 
 def im2col_sliced(x, k, s, p, col):
