@@ -1,9 +1,6 @@
-"""im2col and col2im on the CPU, compiled by numba: the same values as the strided slices in
-minigan/layers/conv.py (which define them, run on CuPy, and are checked against these in
-tests/test_conv.py).
-
-    col[c, i, j, n, ho, wo] = x_pad[n, c, i + s*ho, j + s*wo]          (im2col)
-    x[n, c, i + s*ho - p, j + s*wo - p] += col[c, i, j, n, ho, wo]    (col2im, its adjoint)
+"""im2col and col2im on the CPU, compiled by numba. Their equations and layout are those of
+im2col / col2im in minigan/layers/conv.py, whose strided slices define them, run on CuPy, and
+are checked equal to these loops in tests/test_conv.py.
 
 Why a compiled loop: NumPy runs each of the k*k slice copies as one short inner loop per
 output row (Wo elements, stride s), so for the DCGAN's 5x5 stride-2 layers the copies cost

@@ -205,9 +205,8 @@ class ConvTranspose2D(_ConvBase):
         x2, (N, Cin, H, Wd) = self.cache
         W = self.params["W"]
         k = self.kernel_size
-        # forward's column buffer is free again: same shape, so dcol reuses it
-        dcol = im2col(dy, k, self.stride, self.padding,
-                      out=self.scratch("col", (self.out_ch, k, k, N, H, Wd), like=dy)).reshape(-1, x2.shape[1])
+        dcol = self.scratch("col", (self.out_ch, k, k, N, H, Wd), like=dy)  # forward's buffer, free again
+        dcol = im2col(dy, k, self.stride, self.padding, out=dcol).reshape(-1, x2.shape[1])
         self.grads["W"] = (x2 @ dcol.T).reshape(W.shape)
         self._bias_grad(dy)
         dx = (W.reshape(Cin, -1) @ dcol).reshape(Cin, N, H, Wd)
