@@ -93,9 +93,11 @@ def per_layer_times(trainer, step, repeat=5):
 
 
 def step_flops(trainer, batch):
-    """(flops, floor seconds) of a step's matmuls: G fwd + 2x bwd, D 3x fwd + 3x 2x bwd."""
+    """(flops, floor seconds) of a step's matmuls: G fwd + 2 in bwd; D 3 fwd + 2 in each of the
+    D step's 2 bwd + 1 in the G step's bwd (dx only). The same count is used for PyTorch's
+    GFLOP/s, though PyTorch also computes D's parameter gradients in the G step."""
     flops = floor = 0.0
-    for model, x_shape, calls in ((trainer.G, (batch, NZ), 3), (trainer.D, (batch, 1, 28, 28), 9)):
+    for model, x_shape, calls in ((trainer.G, (batch, NZ), 3), (trainer.D, (batch, 1, 28, 28), 8)):
         for layer in model.layers:
             y_shape = layer.output_shape(x_shape)
             shape = gemm_shape(layer, x_shape, y_shape)

@@ -37,8 +37,8 @@ def trace(*models, names=None, print=print):
                 print(f"forward  {_label:26s} {str(tuple(y.shape)):18s} {_stats(y)}")
                 return y
 
-            def backward(dy, _b=layer.backward, _label=label, _layer=layer):
-                dx = _b(dy)
+            def backward(dy, param_grads=True, _b=layer.backward, _label=label, _layer=layer):
+                dx = _b(dy, param_grads)
                 grads = " ".join(f"|d{k}| {_norm(g):.3e}" for k, g in _layer.grads.items())
                 print(f"backward {_label:26s} {str(tuple(dx.shape)):18s} |dx| {_norm(dx):.3e} {grads}")
                 return dx

@@ -76,9 +76,9 @@ class GANTrainer:
                 grads[k] += extra[k]
         self.opt_D.step()
         # G step: label the fakes "real" and backpropagate through the updated D into G.
-        # (D's parameter gradients from this pass are computed but not used.)
+        # Only dfake is needed from D here, not D's parameter gradients.
         loss_g, dlogits = bce_with_logits(D.forward(fake), 1.0)
-        dfake = D.backward(dlogits)
+        dfake = D.backward(dlogits, param_grads=False)
         mmd_value = xp.zeros((), np.float32)
         if self.config["mmd_weight"]:
             mmd_value, dmmd = mmd(fake, real, self.config["mmd_sigmas"], check_finite=False)

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minigan.layers import BatchNorm
+from minigan.layers.base import feature_sum
 
 
 @given(st.integers(2, 5), st.integers(1, 4), st.booleans(), st.integers(0, 2 ** 31 - 1))
@@ -56,3 +57,15 @@ def test_one_value_per_feature_cannot_train_but_can_eval():
 def test_hyperparameters_are_keyword_only():
     with pytest.raises(TypeError):
         BatchNorm(128, 0.8)  # the classic bug: this would silently set eps = 0.8
+
+
+@given(st.lists(st.integers(1, 5), min_size=2, max_size=5), st.booleans(), st.integers(0, 2 ** 31 - 1))
+def test_feature_sum_is_a_sum_over_every_axis_but_1(shape, product, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((2,) + tuple(shape))
+    axes = tuple(i for i in range(len(shape)) if i != 1)
+    expect = (a * b).sum(axis=axes) if product else a.sum(axis=axes)
+    got = feature_sum(a, b) if product else feature_sum(a)
+    assert got.shape == (shape[1],)
+    np.testing.assert_allclose(got, expect, rtol=1e-12, atol=1e-12)
+    assert feature_sum(a.astype(np.float32)).dtype == np.float32

@@ -138,3 +138,27 @@ def test_dcgan_generator_and_discriminator_end_to_end(n, nz, ch, seed):
     assert_gradients_match(D, rng.standard_normal((n, 1, 12, 12)), seed=seed)
     # The generator's step: gradients flow from D's logit back through D into G.
     assert_gradients_match(Sequential(*G.layers, *D.layers), z, full=False, seed=seed)
+
+
+@settings(max_examples=10, derandomize=True)
+@given(st.integers(3, 4), st.integers(2, 5), st.integers(1, 3), st.booleans(), seeds)
+def test_param_grads_false_gives_the_same_dx_and_leaves_grads_alone(n, nz, ch, training, seed):
+    """The generator's step backpropagates through D with param_grads=False: dx must be what a
+    full backward gives, and the gradients from D's own step must survive it."""
+    rng = np.random.default_rng(seed)
+    G, D = dcgan_like(nz, ch, rng)
+    for model, x in ((G, rng.standard_normal((n, nz))), (D, rng.standard_normal((n, 1, 12, 12)))):
+        model.to(np, np.float64)
+        dy1, dy2 = rng.standard_normal((2,) + model.output_shape(x.shape))
+        model.forward(x, training)
+        model.backward(dy1)
+        before = [{k: g.copy() for k, g in grads.items()} for grads in model.grads]
+        model.forward(x, training)
+        dx_only = model.backward(dy2, param_grads=False)
+        for grads, kept in zip(model.grads, before):
+            for k in kept:
+                np.testing.assert_array_equal(grads[k], kept[k])
+        model.forward(x, training)
+        np.testing.assert_array_equal(model.backward(dy2), dx_only)
+        # ...and that full backward did change the gradients, so the check above could fail.
+        assert any(not np.array_equal(grads[k], kept[k]) for grads, kept in zip(model.grads, before) for k in kept)

@@ -26,7 +26,7 @@ class LeakyReLU(Layer):
         y = x * x.dtype.type(self.negative_slope)
         return xp_of(x).maximum(x, y, out=y)
 
-    def backward(self, dy):
+    def backward(self, dy, param_grads=True):
         """dx = dy · (a + (1 − a)·[x > 0]):  dy where x > 0, a·dy elsewhere."""
         self.check_grad(dy)
         a = dy.dtype.type(self.negative_slope)
@@ -58,7 +58,7 @@ class Tanh(Layer):
         self.cache = y
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, param_grads=True):
         """dx = dy * (1 - y²)."""
         self.check_grad(dy)
         y = self.cache
@@ -74,7 +74,7 @@ class Sigmoid(Layer):
         self.cache = y
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, param_grads=True):
         """dx = dy * y * (1 - y)."""
         self.check_grad(dy)
         y = self.cache

@@ -9,8 +9,11 @@ class Layer:
     (state that is saved but not trained, such as BatchNorm's running statistics).
 
     ``forward(x, training=True)`` caches what ``backward`` needs in ``self.cache``;
-    ``backward(dy)`` fills ``self.grads`` and returns dx. Parameters are read from
-    ``self.params`` at every call, so assigning a new array there takes effect.
+    ``backward(dy, param_grads=True)`` fills ``self.grads`` and returns dx. With
+    ``param_grads=False`` it returns dx only and leaves ``self.grads`` as they were: for
+    backpropagating through a network that is not being trained in this pass (D in the
+    generator's step). Parameters are read from ``self.params`` at every call, so assigning
+    a new array there takes effect.
     """
 
     def __init__(self):
@@ -84,3 +87,15 @@ def check_positive(layer_name, **sizes):
 def check_rank(layer, in_shape, ranks, what):
     if len(in_shape) not in ranks:
         raise ValueError(f"{layer}: expected input of shape {what}, got {tuple(in_shape)}")
+
+
+def feature_sum(a, b=None):
+    """Σ a (or Σ a·b) over every axis but the feature axis 1: shape (a.shape[1],).
+
+    One einsum walks the arrays once and never forms a·b; a.sum(axis=(0, 2, 3)) and
+    (a * b).sum(...) ran 2-3x slower on the DCGAN's activations here, with the same rounding.
+    """
+    i = "ncdefghij"[:a.ndim]  # one letter per axis; "c" is the feature axis, the one kept
+    if b is None:
+        return backend.xp_of(a).einsum(f"{i}->c", a)
+    return backend.xp_of(a).einsum(f"{i},{i}->c", a, b)

@@ -1,7 +1,7 @@
 import numpy as np
 
 from ..backend import xp_of
-from .base import Layer, check_positive, check_rank
+from .base import Layer, check_positive, check_rank, feature_sum
 
 
 class BatchNorm(Layer):
@@ -36,7 +36,6 @@ class BatchNorm(Layer):
 
     def forward(self, x, training=True):
         self.y_shape = self.check_input(x)
-        axes = (0,) if x.ndim == 2 else (0, 2, 3)
         M = x.size // self.num_features  # values per feature
         if training and M < 2:
             raise ValueError(f"{self}: training needs more than 1 value per feature, "
@@ -44,9 +43,9 @@ class BatchNorm(Layer):
         shape = (1, -1) + (1,) * (x.ndim - 2)  # broadcasts a (F,) vector over x
         xp = xp_of(x)
         if training:
-            mu = x.mean(axis=axes)
+            mu = feature_sum(x) / M
             xc = x - mu.reshape(shape)
-            var = (xc * xc).mean(axis=axes)
+            var = feature_sum(xc, xc) / M
             m = self.momentum
             rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
             self.buffers["running_mean"] = (1 - m) * rm + m * mu
@@ -55,29 +54,30 @@ class BatchNorm(Layer):
             mu, var = self.buffers["running_mean"], self.buffers["running_var"]
             xc = x - mu.reshape(shape)
         inv_std = 1 / xp.sqrt(var + self.eps)
-        xhat = xc
-        xhat *= inv_std.reshape(shape)  # in place: x - mu is not needed again
         gamma = self.params["gamma"]
-        self.cache = (xhat, inv_std, gamma, training, axes, shape)
-        y = xhat * gamma.reshape(shape)
+        # x̂ = xc · inv_std is never stored: y and both gradients take it as xc times a
+        # per-feature number, which saves a pass over the activations.
+        self.cache = (xc, inv_std, gamma, training, shape)
+        y = xc * (gamma * inv_std).reshape(shape)
         y += self.params["beta"].reshape(shape)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, param_grads=True):
         """dbeta = Σ dy;  dgamma = Σ dy·x̂  (sums over all axes but the feature axis);
         training: dx = gamma·inv_std/M · (M·dy − dbeta − x̂·dgamma)   (mu and var depend on x);
         eval:     dx = gamma·inv_std · dy."""
         self.check_grad(dy)
-        xhat, inv_std, gamma, training, axes, shape = self.cache
-        dbeta = dy.sum(axis=axes)
-        dgamma = (dy * xhat).sum(axis=axes)
-        self.grads["beta"], self.grads["gamma"] = dbeta, dgamma
+        xc, inv_std, gamma, training, shape = self.cache
+        dbeta = feature_sum(dy)
+        dgamma = feature_sum(dy, xc) * inv_std  # Σ dy·x̂
+        if param_grads:
+            self.grads["beta"], self.grads["gamma"] = dbeta, dgamma
         scale = (gamma * inv_std).reshape(shape)
         if not training:
             return scale * dy
         M = dy.size // self.num_features
         # dx = scale · (dy − dbeta/M − x̂·dgamma/M), built in place in one buffer
-        dx = xhat * (-dgamma / M).reshape(shape)
+        dx = xc * (-inv_std * dgamma / M).reshape(shape)
         dx += dy
         dx -= (dbeta / M).reshape(shape)
         dx *= scale

@@ -12,7 +12,7 @@ import numpy as np
 from .. import init
 from ..backend import xp_of
 from ..kernels import im2col_numba
-from .base import Layer, check_positive, check_rank
+from .base import Layer, check_positive, check_rank, feature_sum
 
 
 def conv_output_size(size, kernel_size, stride, padding):
@@ -107,7 +107,7 @@ class _ConvBase(Layer):
 
     def _bias_grad(self, dy):
         if "b" in self.params:
-            self.grads["b"] = dy.sum(axis=(0, 2, 3))
+            self.grads["b"] = feature_sum(dy)
 
 
 class Conv2D(_ConvBase):
@@ -141,7 +141,7 @@ class Conv2D(_ConvBase):
         y = xp.ascontiguousarray(y.reshape(O, N, Ho, Wo).transpose(1, 0, 2, 3))
         return self._add_bias(y)
 
-    def backward(self, dy):
+    def backward(self, dy, param_grads=True):
         """With dy2 = dy as (O, N*Ho*Wo) and col as (C*k*k, N*Ho*Wo):
         dW = dy2 colᵀ;  db[o] = Σ_{n,h,w} dy;  dx = col2im(Wᵀ dy2)."""
         self.check_grad(dy)
@@ -149,9 +149,9 @@ class Conv2D(_ConvBase):
         W = self.params["W"]
         O = W.shape[0]
         dy2 = dy.transpose(1, 0, 2, 3).reshape(O, -1)
-        col2 = col.reshape(-1, dy2.shape[1])
-        self.grads["W"] = (dy2 @ col2.T).reshape(W.shape)
-        self._bias_grad(dy)
+        if param_grads:
+            self.grads["W"] = (dy2 @ col.reshape(-1, dy2.shape[1]).T).reshape(W.shape)
+            self._bias_grad(dy)
         dcol = self.scratch("dcol", col.shape, like=dy)
         xp_of(dy).matmul(W.reshape(O, -1).T, dy2, out=dcol.reshape(-1, dy2.shape[1]))
         return col2im(dcol, x_shape, self.stride, self.padding)
@@ -198,7 +198,7 @@ class ConvTranspose2D(_ConvBase):
         xp_of(x).matmul(self.params["W"].reshape(Cin, -1).T, x2, out=col.reshape(-1, x2.shape[1]))
         return self._add_bias(col2im(col, self.y_shape, self.stride, self.padding))
 
-    def backward(self, dy):
+    def backward(self, dy, param_grads=True):
         """With dcol = im2col(dy) as (out_ch*k*k, N*H*W):
         dW = x2 dcolᵀ;  db[o] = Σ_{n,h,w} dy;  dx = W dcol, back to (N, in_ch, H, W)."""
         self.check_grad(dy)
@@ -207,8 +207,9 @@ class ConvTranspose2D(_ConvBase):
         k = self.kernel_size
         dcol = self.scratch("col", (self.out_ch, k, k, N, H, Wd), like=dy)  # forward's buffer, free again
         dcol = im2col(dy, k, self.stride, self.padding, out=dcol).reshape(-1, x2.shape[1])
-        self.grads["W"] = (x2 @ dcol.T).reshape(W.shape)
-        self._bias_grad(dy)
+        if param_grads:
+            self.grads["W"] = (x2 @ dcol.T).reshape(W.shape)
+            self._bias_grad(dy)
         dx = (W.reshape(Cin, -1) @ dcol).reshape(Cin, N, H, Wd)
         return xp_of(dx).ascontiguousarray(dx.transpose(1, 0, 2, 3))
 

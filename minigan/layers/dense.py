@@ -31,13 +31,14 @@ class Dense(Layer):
             y += self.params["b"]
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, param_grads=True):
         """dW = xᵀ dy (in, out);  db = Σ_n dy (out,);  dx = dy Wᵀ (N, in)."""
         self.check_grad(dy)
         x = self.cache
-        self.grads["W"] = x.T @ dy
-        if "b" in self.params:
-            self.grads["b"] = dy.sum(axis=0)
+        if param_grads:
+            self.grads["W"] = x.T @ dy
+            if "b" in self.params:
+                self.grads["b"] = dy.sum(axis=0)
         return dy @ self.params["W"].T
 
     def __repr__(self):

@@ -43,10 +43,10 @@ class Sequential(Layer):
             x = layer.forward(x, training)
         return x
 
-    def backward(self, dy):
+    def backward(self, dy, param_grads=True):
         """dx of the whole chain: each layer's backward in reverse order."""
         for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+            dy = layer.backward(dy, param_grads)
         return dy
 
     def named_parameters(self, prefix=""):

@@ -23,7 +23,7 @@ class Reshape(Layer):
         self.cache = x.shape
         return x.reshape(self.y_shape)
 
-    def backward(self, dy):
+    def backward(self, dy, param_grads=True):
         """dx = dy reshaped to x's shape."""
         self.check_grad(dy)
         return dy.reshape(self.cache)
