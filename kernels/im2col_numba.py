@@ -6,55 +6,71 @@ Why a compiled loop: NumPy runs each of the k*k slice copies as one short inner 
 output row (Wo elements, stride s), so for the DCGAN's 5x5 stride-2 layers the copies cost
 more than the matmuls around them. One pass here moves the same bytes 2-3x faster.
 
+Why one compiled pair per (stride, Wo): the innermost loop runs over one output row, Wo
+elements (7 and 14 in the DCGAN). With Wo and the stride as runtime values, LLVM vectorises
+that loop for long rows and sends a short row through its scalar remainder loop; with them
+as compile-time constants (closure variables) it unrolls the row into a few vector
+instructions, and the stride-2 copies run 1.6-2x faster (benchmarks/layers.py). Numba caches
+each pair on disk like any other signature.
+
 Why one thread: these run between OpenBLAS matmuls, whose worker threads keep spinning for a
 while after each call; a parallel region then fights them for the cores and was slower than
 this serial loop in the DCGAN step (benchmarks/dcgan_step.py).
 """
+import functools
+
 import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
-def _im2col(x, k, s, p, col):
-    N, C, H, W = x.shape
-    Ho, Wo = col.shape[4], col.shape[5]
-    for c in range(C):
-        for i in range(k):
-            for j in range(k):
-                for n in range(N):
-                    for ho in range(Ho):
-                        h = i + s * ho - p
-                        for wo in range(Wo):
-                            w = j + s * wo - p
-                            inside = 0 <= h < H and 0 <= w < W
-                            col[c, i, j, n, ho, wo] = x[n, c, h, w] if inside else 0
-    return col
+@functools.cache
+def _compiled(s, Wo):
+    """The im2col / col2im loops with the stride s and the row length Wo fixed."""
 
-
-@numba.njit(cache=True)
-def _col2im(col, s, p, x):
-    C, k, _, N, Ho, Wo = col.shape
-    H, W = x.shape[2], x.shape[3]
-    for c in range(C):
-        x[:, c] = 0
-        for i in range(k):
-            for j in range(k):
-                for n in range(N):
-                    for ho in range(Ho):
-                        h = i + s * ho - p
-                        if 0 <= h < H:
+    @numba.njit(cache=True)
+    def _im2col(x, k, p, col):
+        N, C, H, W = x.shape
+        Ho = col.shape[4]
+        for c in range(C):
+            for i in range(k):
+                for j in range(k):
+                    for n in range(N):
+                        for ho in range(Ho):
+                            h = i + s * ho - p
                             for wo in range(Wo):
                                 w = j + s * wo - p
-                                if 0 <= w < W:
-                                    x[n, c, h, w] += col[c, i, j, n, ho, wo]
-    return x
+                                inside = 0 <= h < H and 0 <= w < W
+                                col[c, i, j, n, ho, wo] = x[n, c, h, w] if inside else 0
+        return col
+
+    @numba.njit(cache=True)
+    def _col2im(col, p, x):
+        C, k, _, N, Ho, _ = col.shape
+        H, W = x.shape[2], x.shape[3]
+        for c in range(C):
+            x[:, c] = 0
+            for i in range(k):
+                for j in range(k):
+                    for n in range(N):
+                        for ho in range(Ho):
+                            h = i + s * ho - p
+                            if 0 <= h < H:
+                                for wo in range(Wo):
+                                    w = j + s * wo - p
+                                    if 0 <= w < W:
+                                        x[n, c, h, w] += col[c, i, j, n, ho, wo]
+        return x
+
+    return _im2col, _col2im
 
 
 def im2col(x, kernel_size, stride, padding, col):
     """x: (N, C, H, W) NumPy -> col: (C, k, k, N, Ho, Wo), written in place and returned."""
-    return _im2col(np.ascontiguousarray(x), kernel_size, stride, padding, col)
+    _im2col, _ = _compiled(stride, col.shape[5])
+    return _im2col(np.ascontiguousarray(x), kernel_size, padding, col)
 
 
 def col2im(col, x_shape, stride, padding):
     """col: (C, k, k, N, Ho, Wo) NumPy -> x: x_shape = (N, C, H, W), C-contiguous."""
-    return _col2im(np.ascontiguousarray(col), stride, padding, np.empty(x_shape, dtype=col.dtype))
+    _, _col2im = _compiled(stride, col.shape[5])
+    return _col2im(np.ascontiguousarray(col), padding, np.empty(x_shape, dtype=col.dtype))
