@@ -7,13 +7,15 @@ output row (Wo elements, stride s), so for the DCGAN's 5x5 stride-2 layers the c
 more than the matmuls around them. One pass here moves the same bytes 1.7-4.4x faster
 (the DCGAN's stride-2 layers at batch 64).
 
-Why one compiled pair per (stride, Wo): the innermost loop runs over one output row, Wo
-elements (7 and 14 in the DCGAN). With Wo and the stride as runtime values, LLVM vectorises
-that loop for long rows and sends a short row through its scalar remainder loop; with them
-as compile-time constants (closure variables) it unrolls the row into a few vector
-instructions, and the stride-2 copies run 1.5-1.75x faster. Numba's disk cache keys a closure
-on the values it closes over, so each pair is compiled once per machine (a few tenths of a
-second) and tests/test_conv.py checks the pairs its shapes draw against the slices.
+Why one compiled pair per (stride, Wo) for short rows: the innermost loop runs over one
+output row, Wo elements (7 and 14 in the DCGAN). With Wo and the stride as runtime values,
+LLVM vectorises that loop for long rows and sends a short row through its scalar remainder
+loop; with them as compile-time constants (closure variables) it unrolls the row into a few
+vector instructions, and the DCGAN's stride-2 copies run 1.5-1.75x faster. Rows of
+SHORT_ROW elements or more keep both as runtime values: there the constant versions were up
+to 1.5x slower (col2im at stride 2). Numba's disk cache keys a closure on the values it
+closes over, so each pair is compiled once per machine (a few tenths of a second), and
+tests/test_conv.py checks both kinds against the slices.
 
 Why one thread: these run between OpenBLAS matmuls, whose worker threads keep spinning for a
 while after each call; a parallel region then fights them for the cores and was slower than
@@ -25,14 +27,19 @@ import numba
 import numpy as np
 
 
+SHORT_ROW = 16  # rows shorter than this (in elements) get loops compiled for their length
+
+
 @functools.cache
-def _compiled(s, Wo):
-    """The im2col / col2im loops with the stride s and the row length Wo fixed."""
+def _compiled(fixed_s, fixed_Wo):
+    """The im2col / col2im loops with the stride and the row length Wo compiled in, or, where
+    fixed_s and fixed_Wo are 0, read at run time (from the argument s and from col's shape)."""
 
     @numba.njit(cache=True)
-    def _im2col(x, k, p, col):
+    def _im2col(x, k, s, p, col):
+        s = fixed_s if fixed_s else s
         N, C, H, W = x.shape
-        Ho = col.shape[4]
+        Ho, Wo = col.shape[4], fixed_Wo if fixed_Wo else col.shape[5]
         for c in range(C):
             for i in range(k):
                 for j in range(k):
@@ -46,8 +53,10 @@ def _compiled(s, Wo):
         return col
 
     @numba.njit(cache=True)
-    def _col2im(col, p, x):
+    def _col2im(col, s, p, x):
+        s = fixed_s if fixed_s else s
         C, k, _, N, Ho, _ = col.shape
+        Wo = fixed_Wo if fixed_Wo else col.shape[5]
         H, W = x.shape[2], x.shape[3]
         for c in range(C):
             x[:, c] = 0
@@ -66,13 +75,18 @@ def _compiled(s, Wo):
     return _im2col, _col2im
 
 
+def _loops(stride, Wo):
+    """The (im2col, col2im) pair for this stride and row length."""
+    return _compiled(stride, Wo) if Wo < SHORT_ROW else _compiled(0, 0)
+
+
 def im2col(x, kernel_size, stride, padding, col):
     """x: (N, C, H, W) NumPy -> col: (C, k, k, N, Ho, Wo), written in place and returned."""
-    _im2col, _ = _compiled(stride, col.shape[5])
-    return _im2col(np.ascontiguousarray(x), kernel_size, padding, col)
+    _im2col, _ = _loops(stride, col.shape[5])
+    return _im2col(np.ascontiguousarray(x), kernel_size, stride, padding, col)
 
 
 def col2im(col, x_shape, stride, padding):
     """col: (C, k, k, N, Ho, Wo) NumPy -> x: x_shape = (N, C, H, W), C-contiguous."""
-    _, _col2im = _compiled(stride, col.shape[5])
-    return _col2im(np.ascontiguousarray(col), padding, np.empty(x_shape, dtype=col.dtype))
+    _, _col2im = _loops(stride, col.shape[5])
+    return _col2im(np.ascontiguousarray(col), stride, padding, np.empty(x_shape, dtype=col.dtype))

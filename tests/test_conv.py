@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from reference import conv2d_loops, conv_transpose2d_loops
 
 from minigan.layers import Conv2D, ConvTranspose2D, col2im, im2col
+from minigan.kernels import im2col_numba
 from minigan.layers.conv import col2im_sliced, conv_output_size, im2col_sliced
 
 dims = dict(n=st.integers(1, 3), cin=st.integers(1, 4), cout=st.integers(1, 4), h=st.integers(1, 9),
@@ -69,25 +70,43 @@ def test_col2im_is_the_adjoint_of_im2col(n, c, h, w, k, s, p, seed):
     np.testing.assert_allclose(np.sum(col * r), np.sum(x * col2im(r, x.shape, s, p)), rtol=1e-12)
 
 
+def check_compiled_equals_slices(x, k, s, p, rng):
+    """im2col/col2im (the compiled loops on NumPy) against the strided slices that define them
+    (the CuPy path): the two must agree exactly (same copies, same order of additions)."""
+    n, c, h, w = x.shape
+    ho, wo = conv_output_size(h, k, s, p), conv_output_size(w, k, s, p)
+    col = im2col(x, k, s, p)
+    assert col.dtype == x.dtype and col.shape == (c, k, k, n, ho, wo)
+    np.testing.assert_array_equal(col, im2col_sliced(x, k, s, p, np.empty_like(col)))
+    r = rng.standard_normal(col.shape).astype(x.dtype)
+    back = col2im(r, x.shape, s, p)
+    assert back.dtype == x.dtype and back.flags.c_contiguous
+    np.testing.assert_array_equal(back, col2im_sliced(r, x.shape, s, p))
+
+
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 9), st.integers(1, 9), st.integers(1, 5),
        st.integers(1, 3), st.integers(0, 2), st.sampled_from([np.float32, np.float64]), st.booleans(),
        st.integers(0, 2 ** 31 - 1))
 def test_compiled_im2col_col2im_equal_the_slices(n, c, h, w, k, s, p, dtype, transposed, seed):
-    """On NumPy, im2col/col2im run minigan.kernels.im2col_numba; the strided slices (the CuPy path)
-    define the values, and the two must agree exactly (same copies, same order of additions)."""
+    """Short rows (W' < SHORT_ROW): loops compiled for each (stride, W') these shapes draw."""
     assume(min(h, w) + 2 * p >= k)
+    assert conv_output_size(w, k, s, p) < im2col_numba.SHORT_ROW
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     if transposed:  # a non-contiguous view with the same values
         x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-    ho, wo = conv_output_size(h, k, s, p), conv_output_size(w, k, s, p)
-    col = im2col(x, k, s, p)
-    assert col.dtype == dtype and col.shape == (c, k, k, n, ho, wo)
-    np.testing.assert_array_equal(col, im2col_sliced(x, k, s, p, np.empty_like(col)))
-    r = rng.standard_normal(col.shape).astype(dtype)
-    back = col2im(r, x.shape, s, p)
-    assert back.dtype == dtype and back.flags.c_contiguous
-    np.testing.assert_array_equal(back, col2im_sliced(r, x.shape, s, p))
+    check_compiled_equals_slices(x, k, s, p, rng)
+
+
+@given(st.integers(1, 2), st.integers(1, 2), st.integers(1, 6), st.integers(0, 20), st.integers(1, 5),
+       st.integers(1, 3), st.integers(0, 2), st.sampled_from([np.float32, np.float64]), st.integers(0, 2 ** 31 - 1))
+def test_compiled_im2col_col2im_equal_the_slices_on_long_rows(n, c, h, extra, k, s, p, dtype, seed):
+    """Long rows (W' >= SHORT_ROW): the loops with stride and row length read at run time."""
+    w = s * (im2col_numba.SHORT_ROW - 1) + k - 2 * p + extra  # gives W' >= SHORT_ROW
+    assume(h + 2 * p >= k)
+    assert conv_output_size(w, k, s, p) >= im2col_numba.SHORT_ROW
+    rng = np.random.default_rng(seed)
+    check_compiled_equals_slices(rng.standard_normal((n, c, h, w)).astype(dtype), k, s, p, rng)
 
 
 def test_im2col_refuses_an_out_it_cannot_fill():
