@@ -37,9 +37,10 @@ def _compiled(fixed_s, fixed_Wo):
 
     @numba.njit(cache=True)
     def _im2col(x, k, s, p, col):
-        s = fixed_s if fixed_s else s
+        s = fixed_s if fixed_s else s  # fixed_s, fixed_Wo are compile-time constants: no branch is left
+        Wo = fixed_Wo if fixed_Wo else col.shape[5]
         N, C, H, W = x.shape
-        Ho, Wo = col.shape[4], fixed_Wo if fixed_Wo else col.shape[5]
+        Ho = col.shape[4]
         for c in range(C):
             for i in range(k):
                 for j in range(k):
@@ -55,8 +56,8 @@ def _compiled(fixed_s, fixed_Wo):
     @numba.njit(cache=True)
     def _col2im(col, s, p, x):
         s = fixed_s if fixed_s else s
-        C, k, _, N, Ho, _ = col.shape
         Wo = fixed_Wo if fixed_Wo else col.shape[5]
+        C, k, _, N, Ho, _ = col.shape
         H, W = x.shape[2], x.shape[3]
         for c in range(C):
             x[:, c] = 0

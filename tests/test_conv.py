@@ -5,8 +5,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from reference import conv2d_loops, conv_transpose2d_loops
 
-from minigan.layers import Conv2D, ConvTranspose2D, col2im, im2col
 from minigan.kernels import im2col_numba
+from minigan.layers import Conv2D, ConvTranspose2D, col2im, im2col
 from minigan.layers.conv import col2im_sliced, conv_output_size, im2col_sliced
 
 dims = dict(n=st.integers(1, 3), cin=st.integers(1, 4), cout=st.integers(1, 4), h=st.integers(1, 9),
