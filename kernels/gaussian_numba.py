@@ -14,6 +14,7 @@ Threads: a parallel region right after a threaded OpenBLAS matmul pays a fixed c
 BLAS threads still spin (~8 ms measured here), which would dominate GAN-sized batches; rows
 are split over threads only when the matrix is large.
 """
+import functools
 import math
 
 import numba
@@ -29,6 +30,7 @@ _FORMATS = {
 }
 
 
+@functools.cache
 def _make_rows(dtype, parallel):
     """Compile the fused pass for one dtype, with that dtype's exp constants baked in."""
     itype, bias, mant, lowest, ln2_hi, ln2_lo, degree = _FORMATS[dtype]
@@ -71,18 +73,12 @@ def _make_rows(dtype, parallel):
     return numba.njit(cache=False, parallel=parallel)(rows)
 
 
-_KERNELS = {}
-
-
 def fused_numba(xx, yy, G, sigmas, weighted):
     """As gaussian.fused_numpy: returns (K, Kw or None), in G's dtype."""
     dt = G.dtype
-    key = (dt, G.size >= PARALLEL_MIN_ENTRIES)
-    if key not in _KERNELS:
-        _KERNELS[key] = _make_rows(*key)
     neg_inv_2s2 = np.array([-0.5 / s ** 2 for s in sigmas], dt)
     inv_s2 = np.array([1 / s ** 2 for s in sigmas], dt)
     K = np.empty_like(G)
     Kw = np.empty_like(G) if weighted else K  # not written when weighted is False
-    _KERNELS[key](xx, yy, np.ascontiguousarray(G), neg_inv_2s2, inv_s2, weighted, K, Kw)
+    _make_rows(dt, G.size >= PARALLEL_MIN_ENTRIES)(xx, yy, np.ascontiguousarray(G), neg_inv_2s2, inv_s2, weighted, K, Kw)
     return K, (Kw if weighted else None)

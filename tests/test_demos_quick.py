@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minigan import checkpoint, metrics, models
+from minigan import metrics, models
 from minigan.trainer import GANTrainer, latest_checkpoint
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
