@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from minigan import backend, checkpoint, data, metrics, models, viz
+from minigan.layers import in_reference_mode, reference_mode
 from minigan.trace import trace
 from minigan.trainer import GANTrainer, TrainingDiverged, latest_checkpoint
 
@@ -54,7 +55,13 @@ def parse_args(argv=None):
                         "uniform of 2,000 samples against 2,000 training images to metrics.jsonl. "
                         "Default: 0 (off)")
     p.add_argument("--trace", action="store_true",
-                   help="print each layer's output statistics and gradient norms during the first step")
+                   help="print each layer's output statistics and gradient norms during the first step, "
+                        "one labelled block per pass (D on real, D on fake, D in G's step); that step "
+                        "runs in reference mode")
+    p.add_argument("--reference", action="store_true",
+                   help="run the readable definitions (strided-slice im2col/col2im, no kept buffers) instead "
+                        "of the compiled fast path: for stepping through in a debugger. Same results, slower "
+                        "(also: MINIGAN_REFERENCE=1)")
     p.add_argument("--dry-run", action="store_true",
                    help="3 steps on synthetic data with a batch of 8: checks the whole pipeline in seconds")
     args = p.parse_args(argv)
@@ -129,12 +136,14 @@ def main(argv=None):
 
         def traced_once(real, z):
             trainer.train_step = step
-            with trace(trainer.G, trainer.D, names=["G", "D"]):
+            passes = {"G": ["G forward: z -> fake"], "D": ["D on real", "D on fake", "D in G's step"]}
+            with reference_mode(), trace(trainer.G, trainer.D, names=["G", "D"], passes=passes):
                 return step(real, z)
         trainer.train_step = traced_once
     start = time.perf_counter()
     try:
-        status = trainer.fit(images, epochs=epochs, batch_size=args.batch_size)
+        with reference_mode(args.reference or in_reference_mode()):
+            status = trainer.fit(images, epochs=epochs, batch_size=args.batch_size)
     except TrainingDiverged as e:
         print(f"mnist_gan.py: {e}", file=sys.stderr)
         return 1

@@ -13,9 +13,16 @@ LLVM vectorises that loop for long rows and sends a short row through its scalar
 loop; with them as compile-time constants (closure variables) it unrolls the row into a few
 vector instructions, and the DCGAN's stride-2 copies run 1.5-1.75x faster. Rows of
 SHORT_ROW elements or more keep both as runtime values: there the constant versions were up
-to 1.5x slower (col2im at stride 2). Numba's disk cache keys a closure on the values it
-closes over, so each pair is compiled once per machine (a few tenths of a second), and
-tests/test_conv.py checks both kinds against the slices.
+to 1.5x slower (col2im at stride 2). Each pair is compiled once per process, a few tenths
+of a second (about 2 s for the DCGAN's pairs), and tests/test_conv.py checks both kinds
+against the slices.
+
+Why no disk cache (cache=True): numba's cache index is read, extended and written back
+without a lock, so two processes compiling different pairs at once can leave an index entry
+that points at the other pair's machine code. Seen here: a later process then failed with
+"NRT_adapt_ndarray_to_python: 'descr' is NULL", and a row-length mix-up would read past the
+arrays (numba/numba#10128 is the same race for gufuncs). Two trainings started from one
+checkout are an ordinary thing to do; a few seconds of compiling is the price.
 
 Why one thread: these run between OpenBLAS matmuls, whose worker threads keep spinning for a
 while after each call; a parallel region then fights them for the cores and was slower than
@@ -35,7 +42,7 @@ def _compiled(fixed_s, fixed_Wo):
     """The im2col / col2im loops with the stride and the row length Wo compiled in, or, where
     fixed_s and fixed_Wo are 0, read at run time (from the argument s and from col's shape)."""
 
-    @numba.njit(cache=True)
+    @numba.njit
     def _im2col(x, k, s, p, col):
         s = fixed_s if fixed_s else s  # fixed_s, fixed_Wo are compile-time constants: no branch is left
         Wo = fixed_Wo if fixed_Wo else col.shape[5]
@@ -53,7 +60,7 @@ def _compiled(fixed_s, fixed_Wo):
                                 col[c, i, j, n, ho, wo] = x[n, c, h, w] if inside else 0
         return col
 
-    @numba.njit(cache=True)
+    @numba.njit
     def _col2im(col, s, p, x):
         s = fixed_s if fixed_s else s
         Wo = fixed_Wo if fixed_Wo else col.shape[5]

@@ -20,10 +20,11 @@ class Optimizer:
 
     def step(self):
         for name, layer, k in self.slots:
-            p, g = layer.params[k], layer.grads[k]
-            if g.shape != p.shape:
-                raise ValueError(f"{type(self).__name__}: gradient of {name} has shape {g.shape}, "
-                                 f"expected {p.shape}")
+            p, g = layer.params[k], layer.grads.get(k)
+            if g is None or g.shape != p.shape:
+                got = "none (backward did not set grads[" + repr(k) + "])" if g is None else f"shape {g.shape}"
+                raise ValueError(f"{type(self).__name__}: expected a gradient of shape {p.shape} for "
+                                 f"{name} ({layer}), got {got}")
         self._begin_step()
         for name, layer, k in self.slots:
             self._update(name, layer.params[k], layer.grads[k])

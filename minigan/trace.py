@@ -1,11 +1,13 @@
 """See one step from the inside: each layer's output statistics on the way forward and each
-gradient's norm on the way back, in the order they happen.
+gradient's norm on the way back, in the order they happen, one labelled block per pass.
 
-    with trace(G, D):                 # any Sequential models
+    with trace(G, D, names=["G", "D"], passes={"D": ["D on real", "D on fake", "D in G's step"]}):
         trainer.train_step(real, z)   # prints a line per layer call
 
-What a reader would otherwise get from twenty breakpoints. The layers' own methods are
-wrapped only inside the `with` block.
+What a reader would otherwise get from twenty breakpoints. The models' and layers' own
+methods are wrapped only inside the `with` block. A backward with param_grads=False computes
+no parameter gradients, and the trace prints none for it (the layer's grads are still the
+previous pass's).
 """
 import contextlib
 
@@ -24,13 +26,35 @@ def _norm(a):
 
 
 @contextlib.contextmanager
-def trace(*models, names=None, print=print):
+def trace(*models, names=None, passes=None, print=print):
+    """names: one per model (default model0, model1, ...); passes: {name: [label of its 1st
+    forward pass, 2nd, ...]} (default "pass 1", "pass 2", ...)."""
     names = names or [f"model{i}" for i in range(len(models))]
+    passes = passes or {}
     wrapped = []
+
+    def wrap(obj, forward, backward):
+        wrapped.append(obj)
+        obj.forward, obj.backward = forward, backward
+
     for name, model in zip(names, models):
+        count = [0]
+        labels = list(passes.get(name, []))
+
+        def model_forward(x, training=True, _f=model.forward, _name=name, _count=count, _labels=labels):
+            _count[0] += 1
+            n = _count[0]
+            label = _labels[n - 1] if n <= len(_labels) else f"{_name} pass {n}"
+            print(f"--- {label}: {_name}.forward ({'training' if training else 'eval'} mode)")
+            return _f(x, training)
+
+        def model_backward(dy, param_grads=True, _b=model.backward, _name=name):
+            print(f"--- {_name}.backward" + ("" if param_grads else " with param_grads=False: dx only, "
+                                            "no parameter gradients"))
+            return _b(dy, param_grads)
+
         for i, layer in enumerate(model.layers):
             label = f"{name}.{i} {type(layer).__name__}"
-            wrapped.append(layer)
 
             def forward(x, training=True, _f=layer.forward, _label=label):
                 y = _f(x, training)
@@ -39,13 +63,14 @@ def trace(*models, names=None, print=print):
 
             def backward(dy, param_grads=True, _b=layer.backward, _label=label, _layer=layer):
                 dx = _b(dy, param_grads)
-                grads = " ".join(f"|d{k}| {_norm(g):.3e}" for k, g in _layer.grads.items())
-                print(f"backward {_label:26s} {str(tuple(dx.shape)):18s} |dx| {_norm(dx):.3e} {grads}")
+                grads = " ".join(f"|d{k}| {_norm(g):.3e}" for k, g in _layer.grads.items()) if param_grads else ""
+                print(f"backward {_label:26s} {str(tuple(dx.shape)):18s} |dx| {_norm(dx):.3e} {grads}".rstrip())
                 return dx
 
-            layer.forward, layer.backward = forward, backward
+            wrap(layer, forward, backward)
+        wrap(model, model_forward, model_backward)
     try:
         yield
     finally:
-        for layer in wrapped:
-            del layer.forward, layer.backward  # back to the class's own methods
+        for obj in wrapped:
+            del obj.forward, obj.backward  # back to the class's own methods

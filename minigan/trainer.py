@@ -67,13 +67,12 @@ class GANTrainer:
         logits_real = D.forward(real)
         loss_real, dlogits = bce_with_logits(logits_real, 1.0)
         D.backward(dlogits)
-        grads_real = [{k: g.copy() for k, g in grads.items()} for grads in D.grads]
+        grads_real = {name: g.copy() for name, g in D.grads.items()}
         logits_fake = D.forward(fake)
         loss_fake, dlogits = bce_with_logits(logits_fake, 0.0)
         D.backward(dlogits)
-        for grads, extra in zip(D.grads, grads_real):
-            for k in grads:
-                grads[k] += extra[k]
+        for name, layer, k in D.named_parameters():
+            layer.grads[k] += grads_real[name]
         self.opt_D.step()
         # G step: label the fakes "real" and backpropagate through the updated D into G.
         # Only dfake is needed from D here, not D's parameter gradients.

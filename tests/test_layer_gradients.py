@@ -152,13 +152,12 @@ def test_param_grads_false_gives_the_same_dx_and_leaves_grads_alone(n, nz, ch, t
         dy1, dy2 = rng.standard_normal((2,) + model.output_shape(x.shape))
         model.forward(x, training)
         model.backward(dy1)
-        before = [{k: g.copy() for k, g in grads.items()} for grads in model.grads]
+        before = {name: g.copy() for name, g in model.grads.items()}
         model.forward(x, training)
         dx_only = model.backward(dy2, param_grads=False)
-        for grads, kept in zip(model.grads, before):
-            for k in kept:
-                np.testing.assert_array_equal(grads[k], kept[k])
+        for name, g in model.grads.items():
+            np.testing.assert_array_equal(g, before[name])
         model.forward(x, training)
         np.testing.assert_array_equal(model.backward(dy2), dx_only)
         # ...and that full backward did change the gradients, so the check above could fail.
-        assert any(not np.array_equal(grads[k], kept[k]) for grads, kept in zip(model.grads, before) for k in kept)
+        assert any(not np.array_equal(g, before[name]) for name, g in model.grads.items())

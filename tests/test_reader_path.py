@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from minigan import models
-from minigan.layers import BatchNorm, Dense, LeakyReLU, Sequential
+import pytest
+
+from minigan.gradcheck import check_layer
+from minigan.layers import BatchNorm, Dense, LeakyReLU, Reshape, Sequential
 from minigan.trace import trace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,22 +50,101 @@ def test_summary_lists_shapes_and_parameter_counts():
         v.size for layer in models.dcgan_generator().layers for v in layer.params.values())
 
 
-def test_trace_prints_every_layer_in_order_and_unwraps():
+def test_summary_keeps_whole_names_and_lists_nested_layers():
+    inner = Sequential(models.dcgan_generator().layers[4], BatchNorm(128))
+    table = Sequential(Dense(3, 256 * 49, bias=False, rng=0), Reshape((256, 7, 7)), inner).summary((2, 3))
+    assert "ConvTranspose2D(256, 128, 5, stride=2, padding=2, output_padding=1, bias=False)" in table
+    rows = {line.split()[0]: line for line in table.splitlines()[2:-1]}
+    assert set(rows) == {"0", "1", "2.0", "2.1"} and "(2, 128, 14, 14)" in rows["2.1"]
+    assert table.splitlines()[-1].split()[-1] == f"{3 * 256 * 49 + 256 * 128 * 25 + 256:,d}"
+
+
+def test_trace_labels_passes_and_shows_only_gradients_computed_in_that_pass():
     model = Sequential(Dense(3, 4, rng=0), BatchNorm(4), LeakyReLU())
     lines = []
-    with trace(model, names=["M"], print=lines.append):
-        y = model.forward(np.ones((5, 3), np.float32) * np.arange(5, dtype=np.float32)[:, None])
+    x = np.ones((5, 3), np.float32) * np.arange(5, dtype=np.float32)[:, None]
+    with trace(model, names=["M"], passes={"M": ["M first", "M second"]}, print=lines.append):
+        y = model.forward(x)
         model.backward(np.ones_like(y))
-    kinds = [line.split()[0] + " " + line.split()[1] for line in lines]
-    assert kinds == ["forward M.0", "forward M.1", "forward M.2", "backward M.2", "backward M.1", "backward M.0"]
-    assert "|dW|" in lines[-1] and "|dgamma|" in lines[-2]
-    assert "forward" not in vars(model.layers[0])  # the layer's own methods are back
+        model.forward(x)
+        model.backward(np.ones_like(y), param_grads=False)
+        model.forward(x)
+    heads = [line for line in lines if line.startswith("---")]
+    assert heads == ["--- M first: M.forward (training mode)", "--- M.backward",
+                     "--- M second: M.forward (training mode)",
+                     "--- M.backward with param_grads=False: dx only, no parameter gradients",
+                     "--- M pass 3: M.forward (training mode)"]
+    body = [line.split()[0] + " " + line.split()[1] for line in lines if not line.startswith("---")]
+    assert body[:6] == ["forward M.0", "forward M.1", "forward M.2", "backward M.2", "backward M.1", "backward M.0"]
+    first_back, second_back = lines[5:8], lines[12:15]
+    assert "|dW|" in first_back[-1] and "|dgamma|" in first_back[-2]
+    assert not any("|dW|" in line or "|dgamma|" in line for line in second_back), second_back
+    assert "forward" not in vars(model.layers[0]) and "forward" not in vars(model)  # unwrapped
+
+
+def test_demo_trace_labels_the_three_d_passes(tmp_path):
+    r = subprocess.run([sys.executable, str(REPO / "demos" / "mnist_gan.py"), "--dry-run", "--trace",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    heads = [line for line in r.stdout.splitlines() if line.startswith("--- ")]
+    assert [h.split(":")[0] for h in heads if "forward" in h] == \
+        ["--- G forward", "--- D on real", "--- D on fake", "--- D in G's step"]
+    after = r.stdout.split("--- D in G's step")[1].split("--- G.backward")[0]
+    assert "param_grads=False" in after and "|dW|" not in after
+
+
+def gradcheck(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "minigan.gradcheck", *args], capture_output=True, text=True,
+                          cwd=cwd)
 
 
 def test_gradcheck_command_line():
-    ok = subprocess.run([sys.executable, "-m", "minigan.gradcheck", "Conv2D(2, 3, 3, stride=2, padding=1)",
-                         "--input", "2", "2", "5", "5"], capture_output=True, text=True)
+    ok = gradcheck("Conv2D(2, 3, 3, stride=2, padding=1)", "--input", "2", "2", "5", "5")
     assert ok.returncode == 0 and "dW" in ok.stdout and "all gradients within 1e-06" in ok.stdout, ok.stderr
-    bad = subprocess.run([sys.executable, "-m", "minigan.gradcheck", "__import__('os')", "--input", "2"],
-                         capture_output=True, text=True)
-    assert bad.returncode != 0 and "expected a layer call" in bad.stderr
+    assert "(full, 54 entries)" in ok.stdout and "reference mode" in ok.stdout
+    big = gradcheck("Dense(40, 30)", "--input", "2", "40")
+    assert big.returncode == 0 and "(6 random directions, 1,200 entries)" in big.stdout, big.stdout + big.stderr
+
+
+@pytest.mark.parametrize("name", ["Conv2D", "ConvTranspose2D", "Tanh", "BatchNorm", "Dropout", "Flatten"])
+def test_gradcheck_bare_names_run_a_default(name):
+    r = gradcheck(name)
+    assert r.returncode == 0 and "all gradients within" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["BatchNorm(8, 0.8)", "--input", "2", "8"], "gradcheck: BatchNorm(8, 0.8): BatchNorm.__init__() takes 2 "
+                                                  "positional arguments but 3 were given (hyperparameters"),
+    (["Conv2D(3, 4, 3, strid=2)", "--input", "2", "3", "8", "8"], "unexpected keyword argument 'strid'"),
+    (["__import__('os')", "--input", "2"], "gradcheck: __import__ is not a minigan layer"),
+    (["Conv2D(3, 4, 3)"], "gradcheck: --input is needed for Conv2D(3, 4, 3)"),
+    (["Conv2D(", "--input", "2"], "gradcheck: expected a layer such as 'Conv2D'"),
+    (["nowhere.py:Foo", "--input", "2"], "gradcheck: no such file: nowhere.py"),
+    (["no_such_module:Foo", "--input", "2"], "gradcheck: cannot import no_such_module"),
+])
+def test_gradcheck_mistakes_are_one_line(args, message):
+    r = gradcheck(*args)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_gradcheck_loads_your_own_layer_by_module_or_file(tmp_path):
+    template = ("from minigan.layers import Elementwise\n"
+                "class Cube(Elementwise):\n"
+                "    def forward(self, x, training=True):\n"
+                "        self.check_input(x)\n        self.cache = x\n        return x ** 3\n"
+                "    def backward(self, dy, param_grads=True):\n"
+                "        self.check_grad(dy)\n        return 3 * self.cache ** POWER * dy\n")
+    for power, right in ((2, True), (1, False)):
+        (tmp_path / "mine.py").write_text(template.replace("POWER", str(power)))
+        for spec in ("mine.py:Cube", "mine:Cube()"):
+            r = gradcheck(spec, "--input", "3", "4", cwd=tmp_path)
+            assert r.returncode == (0 if right else 1), r.stdout + r.stderr
+            assert ("FAIL: x" in r.stdout) != right, r.stdout
+
+
+def test_check_layer_leaves_the_callers_layer_as_it_was():
+    layer = Dense(3, 2, rng=0)
+    W = layer.params["W"]
+    check_layer(layer, np.ones((2, 3)))
+    assert layer.params["W"] is W and W.dtype == np.float32 and layer.cache is None

@@ -7,7 +7,14 @@ def sigmoid(x):
     return (1 + xp_of(x).tanh(x / 2)) / 2
 
 
-class LeakyReLU(Layer):
+class Elementwise(Layer):
+    """A layer that maps each entry on its own: the output has the input's shape."""
+
+    def output_shape(self, in_shape):
+        return tuple(in_shape)
+
+
+class LeakyReLU(Elementwise):
     """y = x for x > 0, a·x otherwise, with a = negative_slope in [0, 1] (any shape).
 
     Computed as max(x, a·x) (true for 0 <= a <= 1): np.maximum is SIMD, while np.where and
@@ -21,7 +28,7 @@ class LeakyReLU(Layer):
         self.negative_slope = negative_slope
 
     def forward(self, x, training=True):
-        self.y_shape = self.check_input(x)
+        self.check_input(x)
         self.cache = x > 0
         y = x * x.dtype.type(self.negative_slope)
         return xp_of(x).maximum(x, y, out=y)
@@ -49,11 +56,11 @@ class ReLU(LeakyReLU):
         return "ReLU()"
 
 
-class Tanh(Layer):
+class Tanh(Elementwise):
     """y = tanh(x)."""
 
     def forward(self, x, training=True):
-        self.y_shape = self.check_input(x)
+        self.check_input(x)
         y = xp_of(x).tanh(x)
         self.cache = y
         return y
@@ -65,11 +72,11 @@ class Tanh(Layer):
         return dy * (1 - y * y)
 
 
-class Sigmoid(Layer):
+class Sigmoid(Elementwise):
     """y = sigmoid(x) = 1 / (1 + exp(-x))."""
 
     def forward(self, x, training=True):
-        self.y_shape = self.check_input(x)
+        self.check_input(x)
         y = sigmoid(x)
         self.cache = y
         return y

@@ -1,19 +1,46 @@
-"""What every layer shares: its dicts, input checks, and moving between backends."""
+"""What every layer shares: the contract, input checks, randomness, moving between backends,
+and the reference switch."""
+import contextlib
+import inspect
+import os
+
 import numpy as np
 
 from .. import backend
 
 
 class Layer:
-    """A layer holds ``params`` and ``grads`` (dicts with the same keys) and ``buffers``
-    (state that is saved but not trained, such as BatchNorm's running statistics).
+    """The layer contract, in one place. Sequential and gradcheck check it after every call
+    and name the layer and what it missed; a subclass whose signatures break it is refused
+    when the class is defined.
 
-    ``forward(x, training=True)`` caches what ``backward`` needs in ``self.cache``;
-    ``backward(dy, param_grads=True)`` fills ``self.grads`` and returns dx. With
-    ``param_grads=False`` it returns dx only and leaves ``self.grads`` as they were: for
-    backpropagating through a network that is not being trained in this pass (D in the
-    generator's step). Parameters are read from ``self.params`` at every call, so assigning
-    a new array there takes effect.
+    __init__    Sets ``self.params`` and ``self.grads``: dicts with the same keys, each grad a
+                zero array of its parameter's shape (optimizers read both). ``self.buffers``:
+                state that is saved but not trained (BatchNorm's running statistics).
+                Hyperparameters after the sizes are keyword-only.
+    output_shape(in_shape)
+                The output shape for an input shape, or ValueError for an input the layer
+                cannot take. There is no default: a layer that keeps the shape says so
+                (``Elementwise`` in activations.py).
+    forward(x, training=True)
+                Starts with ``self.check_input(x)``, which validates x and records
+                ``self.x_shape`` and ``self.y_shape``. Caches in ``self.cache`` exactly what
+                backward needs, and returns a new array of ``y_shape`` in x's dtype.
+    backward(dy, param_grads=True)
+                Starts with ``self.check_grad(dy)``. Returns dx, of x's shape. With
+                ``param_grads`` it puts a new array in ``self.grads[k]`` for every k in params;
+                with ``param_grads=False`` it leaves ``self.grads`` as they were (for
+                backpropagating through a network that is not trained in this pass: D in the
+                generator's step).
+    dtype       A layer computes in the dtype of its input and parameters (float32 to train,
+                float64 in gradient checks) and refuses a mismatch (check_input).
+    randomness  A layer that draws random numbers takes ``rng=`` (a seed or a Generator),
+                keeps ``self.rng = init.as_generator(rng)`` and draws only through
+                ``self.draw(sample)``: its state is saved with a run (Sequential.rng_states),
+                and gradcheck holds one draw fixed for all its probes (``hold_draw``).
+
+    Parameters are read from ``self.params`` at every call, so assigning a new array there
+    takes effect.
     """
 
     def __init__(self):
@@ -21,14 +48,33 @@ class Layer:
         self.grads = {}
         self.buffers = {}
         self.cache = None
+        self.x_shape = self.y_shape = None
+        self.rng = None
+        self.hold_draw = False
+        self._draw = None
         self._scratch = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for method, arg in (("forward", "training"), ("backward", "param_grads")):
+            if arg not in inspect.signature(getattr(cls, method)).parameters:
+                raise TypeError(f"{cls.__name__}.{method} must take `{arg}`: "
+                                f"{method}(self, {'x, training=True' if arg == 'training' else 'dy, param_grads=True'})")
 
     def output_shape(self, in_shape):
         """The output shape for an input shape; raises ValueError for an input it cannot take."""
-        return tuple(in_shape)
+        raise NotImplementedError(f"{type(self).__name__} must define output_shape(in_shape): "
+                                  f"the shape forward returns for an input of that shape")
+
+    def forward(self, x, training=True):
+        raise NotImplementedError(f"{type(self).__name__} must define forward(x, training=True)")
+
+    def backward(self, dy, param_grads=True):
+        raise NotImplementedError(f"{type(self).__name__} must define backward(dy, param_grads=True)")
 
     def check_input(self, x):
-        """Validate x (type, backend, dtype, shape) before any state changes; return y's shape."""
+        """Validate x (type, backend, dtype, shape) before any state changes; record and return
+        y's shape."""
         if not (hasattr(x, "shape") and hasattr(x, "dtype")):
             raise TypeError(f"{self}: expected an array, got {type(x).__name__}")
         if self.params:
@@ -41,23 +87,40 @@ class Layer:
                                 f"got {x.dtype}")
         elif x.dtype.kind != "f":
             raise TypeError(f"{self}: expected a floating-point input, got dtype {x.dtype}")
-        return self.output_shape(x.shape)
+        y_shape = tuple(self.output_shape(x.shape))
+        self.x_shape, self.y_shape = tuple(x.shape), y_shape
+        return y_shape
 
     def check_grad(self, dy):
         """Validate dy against the last forward's output before backward changes anything."""
-        if self.cache is None:
-            raise RuntimeError(f"{self}: backward called before forward")
+        if self.y_shape is None:
+            raise RuntimeError(f"{self}: backward called before forward (or forward did not start "
+                               f"with self.check_input(x))")
         if tuple(dy.shape) != self.y_shape:
             raise ValueError(f"{self}: expected a gradient of shape {self.y_shape} "
                              f"(the last forward's output), got {tuple(dy.shape)}")
 
+    def draw(self, sample):
+        """This forward's random numbers: sample(self.rng), on the host. While ``hold_draw`` is
+        True the previous draw is returned again, so that gradcheck's probes all see one draw."""
+        if self.rng is None:
+            raise RuntimeError(f"{self}: draws random numbers but has no generator; set self.rng "
+                               f"= init.as_generator(rng) in __init__")
+        if not (self.hold_draw and self._draw is not None):
+            self._draw = sample(self.rng)
+        return self._draw
+
     def scratch(self, name, shape, like):
         """A work array kept from call to call, its contents overwritten by each call. A fresh
         array of the DCGAN's column-buffer size (tens of MB) costs the kernel zeroing new pages on
-        every step; reusing one does not. Never returned to the caller: outputs are fresh arrays."""
+        every step; reusing one does not. Never returned to the caller: outputs are fresh arrays.
+        In reference mode every call gets a fresh array."""
+        xp = backend.xp_of(like)
+        if in_reference_mode():
+            return xp.empty(shape, like.dtype)
         a = self._scratch.get(name)
         if a is None or a.shape != tuple(shape) or a.dtype != like.dtype or type(a) is not type(like):
-            a = self._scratch[name] = backend.xp_of(like).empty(shape, like.dtype)
+            a = self._scratch[name] = xp.empty(shape, like.dtype)
         return a
 
     def named_parameters(self, prefix=""):
@@ -76,6 +139,61 @@ class Layer:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+def check_forward(layer, x, y):
+    """After layer.forward(x) returned y: the contract's forward half, with an error naming
+    the layer and what it missed (so a broken layer is blamed, not the next one)."""
+    if layer.x_shape != tuple(x.shape):
+        raise RuntimeError(f"{layer}: forward must start with self.check_input(x) (it records "
+                           f"x_shape and y_shape for backward)")
+    if not (hasattr(y, "shape") and hasattr(y, "dtype")):
+        raise TypeError(f"{layer}: forward must return an array, returned {type(y).__name__}")
+    if tuple(y.shape) != layer.y_shape:
+        raise ValueError(f"{layer}: forward returned shape {tuple(y.shape)}, but output_shape"
+                         f"({tuple(x.shape)}) says {layer.y_shape}")
+    if y.dtype != x.dtype:
+        raise TypeError(f"{layer}: forward returned dtype {y.dtype} for a {x.dtype} input; "
+                        f"compute in the input's dtype")
+
+
+def check_backward(layer, dx, param_grads):
+    """After layer.backward(dy, param_grads) returned dx: the contract's backward half."""
+    if not hasattr(dx, "shape") or tuple(dx.shape) != layer.x_shape:
+        got = tuple(dx.shape) if hasattr(dx, "shape") else type(dx).__name__
+        raise ValueError(f"{layer}: backward must return dx of the input's shape {layer.x_shape}, "
+                         f"returned {got}")
+    if param_grads:
+        for k, p in layer.params.items():
+            g = layer.grads.get(k)
+            if g is None or tuple(g.shape) != tuple(p.shape):
+                raise ValueError(f"{layer}: backward(dy, param_grads=True) must set grads[{k!r}] to an "
+                                 f"array of shape {tuple(p.shape)}, "
+                                 f"found {'none' if g is None else tuple(g.shape)}")
+
+
+# ---- the reference switch -----------------------------------------------------------------
+# Off (the default), NumPy runs the fast path: compiled im2col/col2im and kept scratch buffers.
+# On, every layer runs the readable definitions on the same arrays: the strided-slice
+# im2col/col2im of conv.py and a fresh array for every work buffer, so that what a debugger
+# steps through is the code on the page. tests/test_reader_path.py holds the two equal.
+_reference = os.environ.get("MINIGAN_REFERENCE", "") not in ("", "0")
+
+
+def in_reference_mode():
+    return _reference
+
+
+@contextlib.contextmanager
+def reference_mode(on=True):
+    """``with reference_mode():`` runs the readable definitions (also: MINIGAN_REFERENCE=1, or
+    the demos' --reference)."""
+    global _reference
+    saved, _reference = _reference, bool(on)
+    try:
+        yield
+    finally:
+        _reference = saved
 
 
 def check_positive(layer_name, **sizes):

@@ -35,7 +35,7 @@ class BatchNorm(Layer):
         return tuple(in_shape)
 
     def forward(self, x, training=True):
-        self.y_shape = self.check_input(x)
+        self.check_input(x)
         M = x.size // self.num_features  # values per feature
         if training and M < 2:
             raise ValueError(f"{self}: training needs more than 1 value per feature, "
@@ -64,7 +64,7 @@ class BatchNorm(Layer):
 
     def backward(self, dy, param_grads=True):
         """dbeta = Σ dy;  dgamma = Σ dy·x̂  (sums over all axes but the feature axis);
-        training: dx = gamma·inv_std/M · (M·dy − dbeta − x̂·dgamma)   (mu and var depend on x);
+        training: dx = gamma·inv_std · (dy − (dbeta + x̂·dgamma)/M)   (mu and var depend on x);
         eval:     dx = gamma·inv_std · dy."""
         self.check_grad(dy)
         xc, inv_std, gamma, training, shape = self.cache
@@ -76,7 +76,7 @@ class BatchNorm(Layer):
         if not training:
             return scale * dy
         M = dy.size // self.num_features
-        # dx = scale · (dy − dbeta/M − x̂·dgamma/M), built in place in one buffer
+        # the docstring's dx, built in place in one buffer (x̂·dgamma as xc·inv_std·dgamma)
         dx = xc * (-inv_std * dgamma / M).reshape(shape)
         dx += dy
         dx -= (dbeta / M).reshape(shape)

@@ -3,16 +3,20 @@
 Layout of a column buffer: col[c, i, j, n, ho, wo] = x_padded[n, c, i + s*ho, j + s*wo],
 shape (C, kH, kW, N, Ho, Wo). Reshaped to (C*kH*kW, N*Ho*Wo) it is one matrix, so a whole
 batch's convolution is one BLAS matmul. im2col copies kH*kW strided slices (no loop over
-pixels or samples); col2im is its adjoint, `+=` on the same slices. These slices run on CuPy;
-on NumPy the same values come from one compiled pass (minigan.kernels.im2col_numba), because
-NumPy runs a strided slice copy as many short row loops.
+pixels or samples); col2im is its adjoint, `+=` on the same slices. These slices are the
+definition: they run on CuPy, and on NumPy in reference mode (base.reference_mode). NumPy's
+fast path gets the same values from one compiled pass (minigan.kernels.im2col_numba),
+because NumPy runs a strided slice copy as many short row loops.
+
+Weight layouts: Conv2D's W is (out_ch, in_ch, k, k); ConvTranspose2D's is (in_ch, out_ch, k, k)
+(PyTorch's), so the W of a Conv2D is the W of its adjoint ConvTranspose2D.
 """
 import numpy as np
 
 from .. import init
 from ..backend import xp_of
 from ..kernels import im2col_numba
-from .base import Layer, check_positive, check_rank, feature_sum
+from .base import Layer, check_positive, check_rank, feature_sum, in_reference_mode
 
 
 def conv_output_size(size, kernel_size, stride, padding):
@@ -38,14 +42,14 @@ def im2col(x, kernel_size, stride, padding, out=None):
     elif out.shape != shape or out.dtype != x.dtype or not out.flags.c_contiguous or xp_of(out) is not xp:
         raise ValueError(f"im2col: expected out to be a C-contiguous {xp.__name__} array of shape {shape} "
                          f"and dtype {x.dtype}, got shape {out.shape}, dtype {out.dtype}")
-    if xp is np:
+    if xp is np and not in_reference_mode():
         return im2col_numba.im2col(x, k, s, p, out)
     return im2col_sliced(x, k, s, p, out)
 
 
 def im2col_sliced(x, k, s, p, col):
-    """im2col as k*k strided slice copies into col (the CuPy path; on NumPy, the reference
-    for the compiled one)."""
+    """im2col as k*k strided slice copies into col: the definition (CuPy's path, and NumPy's in
+    reference mode)."""
     xp = xp_of(x)
     Ho, Wo = col.shape[4], col.shape[5]
     xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W) view, so each slice lands in col's order
@@ -62,13 +66,13 @@ def col2im(col, x_shape, stride, padding):
 
     col: (C, k, k, N, Ho, Wo) -> x: x_shape = (N, C, H, W), C-contiguous.
     """
-    if xp_of(col) is np:
+    if xp_of(col) is np and not in_reference_mode():
         return im2col_numba.col2im(col, x_shape, stride, padding)
     return col2im_sliced(col, x_shape, stride, padding)
 
 
 def col2im_sliced(col, x_shape, stride, padding):
-    """col2im as `+=` on im2col's slices (the CuPy path; on NumPy, the reference for the compiled one)."""
+    """col2im as `+=` on im2col's slices: the definition (CuPy's path, and NumPy's in reference mode)."""
     xp = xp_of(col)
     C, k, _, N, Ho, Wo = col.shape
     H, W = x_shape[2], x_shape[3]
@@ -131,7 +135,7 @@ class Conv2D(_ConvBase):
         return (N, self.out_ch, conv_output_size(H, k, s, p), conv_output_size(W, k, s, p))
 
     def forward(self, x, training=True):
-        self.y_shape = N, O, Ho, Wo = self.check_input(x)
+        N, O, Ho, Wo = self.check_input(x)
         xp = xp_of(x)
         k = self.kernel_size
         col = im2col(x, k, self.stride, self.padding,
@@ -189,7 +193,7 @@ class ConvTranspose2D(_ConvBase):
         return (N, self.out_ch, Ho, Wo)
 
     def forward(self, x, training=True):
-        self.y_shape = self.check_input(x)
+        self.check_input(x)
         N, Cin, H, W = x.shape
         x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)  # (in_ch, N*H*W)
         self.cache = (x2, x.shape)

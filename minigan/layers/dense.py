@@ -24,7 +24,7 @@ class Dense(Layer):
         return (in_shape[0], self.out_features)
 
     def forward(self, x, training=True):
-        self.y_shape = self.check_input(x)
+        self.check_input(x)
         self.cache = x
         y = x @ self.params["W"]
         if "b" in self.params:

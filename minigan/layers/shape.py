@@ -19,7 +19,7 @@ class Reshape(Layer):
         return (in_shape[0],) + self.shape
 
     def forward(self, x, training=True):
-        self.y_shape = self.check_input(x)
+        self.check_input(x)
         self.cache = x.shape
         return x.reshape(self.y_shape)
 
