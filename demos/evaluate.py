@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from minigan import checkpoint, data, metrics, models
+from minigan import data, metrics, models
 
 
 def generate(ckpt, n, seed=0, batch=500):
-    arrays, meta = checkpoint.load(ckpt)
-    G = models.dcgan_generator(meta["config"]["nz"])
-    G.load_state_dict(checkpoint.subset(arrays, "G"))
+    """n samples from the checkpoint's generator (its EMA copy when the run kept one)."""
+    G, meta, _ = models.load_generator(ckpt)
     z = np.random.default_rng(seed).standard_normal((n, meta["config"]["nz"])).astype(np.float32)
     return np.concatenate([G.forward(z[i:i + batch], training=False) for i in range(0, n, batch)])
 

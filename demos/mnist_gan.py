@@ -1,25 +1,29 @@
 """Train a DCGAN on MNIST (or Fashion-MNIST) with minigan, on the CPU (NumPy) or a GPU (CuPy).
 
-    python demos/mnist_gan.py                       # CPU: about 1,200 steps, under 15 minutes on 2 cores
+    python demos/mnist_gan.py                       # CPU: about 1,200 steps, under 10 minutes on 2 cores
     python demos/mnist_gan.py --backend cupy        # the same on a GPU
     python demos/mnist_gan.py --resume              # continue the run in --out from its last checkpoint
     python demos/mnist_gan.py --sample runs/mnist_gan/checkpoints/ckpt-e010-s0000780.npz
     python demos/mnist_gan.py --dry-run --out /tmp/x  # a few steps on synthetic data (what CI runs)
 
 Writes to --out: samples_epochNNN.png (a fixed z, eval- and train-mode BatchNorm), losses.png,
-log.csv, checkpoints/ckpt-*.npz (the last --keep of them).
+log.csv, checkpoints/ckpt-*.npz (the last --keep of them). One run owns --out at a time.
+Resuming needs the cure flags the saved run had (a difference is refused, naming it);
+a different --lr, --lr-d, --lr-g or --beta1 is taken from the resume on and recorded in the
+checkpoint.
 """
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from minigan import backend, checkpoint, data, metrics, models, viz
+from minigan import backend, checkpoint, cures, data, metrics, models, viz
 from minigan.layers import in_reference_mode, reference_mode
 from minigan.trace import trace
-from minigan.trainer import GANTrainer, TrainingDiverged, latest_checkpoint
+from minigan.trainer import GANTrainer, TrainingDiverged
 
 STEPS_BY_DEFAULT = 1200
 
@@ -36,20 +40,23 @@ def parse_args(argv=None):
                    help=f"passes over the data. Default: enough for about {STEPS_BY_DEFAULT:,} steps "
                         "(15 on the 5,000-digit fallback, 1 on the full 60,000)")
     p.add_argument("--batch-size", type=int, default=64, help="Default: 64")
-    p.add_argument("--lr", type=float, default=2e-4, help="Adam's learning rate for G and D. Default: 2e-4")
+    p.add_argument("--lr", type=float, default=2e-4,
+                   help="Adam's learning rate for G and D (see --lr-d, --lr-g). Default: 2e-4")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1. Default: 0.5")
     p.add_argument("--nz", type=int, default=100, help="size of the latent vector z. Default: 100")
-    p.add_argument("--mmd-weight", type=float, default=0.0,
-                   help="weight of an MMD² term (Gaussian kernels, median-heuristic bandwidths) added "
-                        "to G's loss against mode collapse. Default: 0 (off)")
-    p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and z. Default: 0")
+    p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and z (>= 0). Default: 0")
     p.add_argument("--out", type=Path, default=Path("runs/mnist_gan"), help="Default: runs/mnist_gan")
     p.add_argument("--keep", type=int, default=3, help="checkpoints kept. Default: 3")
     p.add_argument("--resume", nargs="?", const="latest", metavar="CKPT",
-                   help="continue from CKPT, or with no value from the newest checkpoint in --out")
+                   help="continue from CKPT, or with no value from the newest readable checkpoint in --out "
+                        "(a damaged newest one is skipped, with a message)")
     p.add_argument("--sample", metavar="CKPT", type=Path,
-                   help="no training: draw a grid from CKPT's generator into --out/sample.png")
-    p.add_argument("--n-samples", type=int, default=64, help="images in a grid. Default: 64")
+                   help="no training: draw a grid from CKPT's generator (its EMA copy if it kept one) into "
+                        "--out/sample.png")
+    p.add_argument("--npy", action="store_true",
+                   help="with --sample: also write the raw samples to --out/samples.npy "
+                        "(N x 1 x 28 x 28 float32 in [-1, 1], N = --n-samples)")
+    p.add_argument("--n-samples", type=int, default=64, help="images in a grid (or in --npy). Default: 64")
     p.add_argument("--eval-every", type=int, default=0, metavar="N",
                    help="every N epochs, log classifier FID, IS, KID and the class histogram's KL to "
                         "uniform of 2,000 samples against 2,000 training images to metrics.jsonl. "
@@ -64,14 +71,26 @@ def parse_args(argv=None):
                         "(also: MINIGAN_REFERENCE=1)")
     p.add_argument("--dry-run", action="store_true",
                    help="3 steps on synthetic data with a batch of 8: checks the whole pipeline in seconds")
+    cures.add_flags(p, images=True)
     args = p.parse_args(argv)
-    for name in ("epochs", "batch_size", "nz", "keep", "n_samples", "eval_every"):
+    if args.dry_run:
+        args.batch_size, args.epochs = 8, args.epochs or 1
+    for name in ("epochs", "batch_size", "nz", "keep", "n_samples", "eval_every", "seed"):
         value = getattr(args, name)
-        if value is not None and value < (0 if name == "eval_every" else 1):
-            p.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    if args.lr <= 0 or not 0 <= args.beta1 < 1 or args.mmd_weight < 0:
-        p.error(f"expected --lr > 0, 0 <= --beta1 < 1, --mmd-weight >= 0; got {args.lr}, {args.beta1}, "
-                f"{args.mmd_weight}")
+        if value is not None and value < (0 if name in ("eval_every", "seed") else 1):
+            p.error(f"--{name.replace('_', '-')} must be at least {0 if name in ('eval_every', 'seed') else 1}, "
+                    f"got {value}")
+    if not (math.isfinite(args.lr) and args.lr > 0) or not 0 <= args.beta1 < 1:
+        p.error(f"expected --lr > 0 (finite) and 0 <= --beta1 < 1; got --lr {args.lr}, --beta1 {args.beta1}")
+    if args.nz > checkpoint.MAX_NZ:
+        p.error(f"--nz: expected at most {checkpoint.MAX_NZ:,}, got {args.nz:,}")
+    cures.check_flags(p, args)
+    if args.sample is not None and not args.sample.is_file():
+        p.error(f"--sample: no checkpoint file {args.sample}")
+    if args.npy and args.sample is None:
+        p.error("--npy goes with --sample CKPT")
+    if args.out.exists() and not args.out.is_dir():
+        p.error(f"--out {args.out}: expected a folder, found a file")
     if args.backend == "cupy":
         ok, reason = backend.cupy_available()
         if not ok:
@@ -80,35 +99,30 @@ def parse_args(argv=None):
 
 
 def sample_only(args):
-    arrays, meta = checkpoint.load(args.sample)
-    G = models.dcgan_generator(meta["config"]["nz"])
-    G.load_state_dict(checkpoint.subset(arrays, "G"))
+    G, meta, which = models.load_generator(args.sample)
     G.to(backend.get(args.backend))
     z = np.random.default_rng(args.seed).standard_normal((args.n_samples, meta["config"]["nz"])).astype(np.float32)
-    images = backend.to_host(G.forward(backend.to_backend(z, backend.xp_of(G.layers[0].params["W"])), training=False))
-    path = viz.save_samples(args.out / "sample.png", {f"{args.sample.name} (eval mode)": images})
+    xp = backend.xp_of(G.layers[0].params["W"])
+    images = np.concatenate([backend.to_host(G.forward(backend.to_backend(z[i:i + 500], xp), training=False))
+                             for i in range(0, len(z), 500)])
+    path = viz.save_samples(args.out / "sample.png", {f"{args.sample.name} ({which}, eval mode)": images[:256]})
     print(f"wrote {path}")
+    if args.npy:
+        with checkpoint.atomic_file(args.out / "samples.npy") as tmp, open(tmp, "wb") as f:
+            np.save(f, images.astype(np.float32))
+        print(f"wrote {args.out / 'samples.npy'}: {images.shape} float32 from {which}")
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.sample:
-        return sample_only(args)
+def load_images(args):
     if args.dry_run:
         rng = np.random.default_rng(args.seed)
         images = np.clip(rng.normal(0, 0.5, (24, 1, 28, 28)), -1, 1).astype(np.float32)
-        source, args.batch_size, args.epochs = "synthetic noise (--dry-run)", 8, args.epochs or 1
-    else:
-        try:
-            u8, _, source = data.load_mnist("train", dataset=args.dataset, data_dir=args.data_dir)
-        except data.DataError as e:
-            print(f"mnist_gan.py: {e}", file=sys.stderr)
-            return 2
-        images = data.to_float(u8)
-    steps = len(images) // args.batch_size
-    epochs = args.epochs or max(1, round(STEPS_BY_DEFAULT / steps))
-    print(f"data: {source}: {len(images):,} images; {epochs} epochs of {steps} steps, batch {args.batch_size}, "
-          f"backend {args.backend}")
+        return images, "synthetic noise (--dry-run)"
+    u8, _, source = data.load_mnist("train", dataset=args.dataset, data_dir=args.data_dir)
+    return data.to_float(u8), source
+
+
+def build_trainer(args, images):
     evaluate = None
     if args.eval_every:
         n_eval = min(2000, len(images))
@@ -118,38 +132,68 @@ def main(argv=None):
         def evaluate(t):
             r = metrics.evaluate(t.sample(z_eval), reference)
             return {k: r[k] for k in ("fid", "inception_score", "kid", "kl_to_uniform", "classes_present")}
-    trainer = GANTrainer(models.dcgan_generator(args.nz, seed=args.seed),
-                         models.dcgan_discriminator(seed=args.seed + 1), nz=args.nz, backend=args.backend,
-                         lr=args.lr, beta1=args.beta1, mmd_weight=args.mmd_weight, seed=args.seed,
-                         out_dir=args.out, keep=args.keep, n_samples=args.n_samples,
-                         evaluate=evaluate, eval_every=args.eval_every)
-    if args.resume:
-        ckpt = latest_checkpoint(args.out) if args.resume == "latest" else Path(args.resume)
-        if ckpt is None or not ckpt.is_file():
-            print(f"mnist_gan.py: --resume: no checkpoint {'in ' + str(args.out / 'checkpoints') if ckpt is None else ckpt}",
-                  file=sys.stderr)
-            return 2
-        trainer.restore(ckpt)
-        print(f"resumed from {ckpt} at epoch {trainer.epoch}, step {trainer.step}")
-    if args.trace:
-        step = trainer.train_step
+    D = models.dcgan_discriminator(seed=args.seed + 1, **cures.structure(args))
+    return GANTrainer(models.dcgan_generator(args.nz, seed=args.seed), D, nz=args.nz, backend=args.backend,
+                      lr=args.lr, beta1=args.beta1, seed=args.seed, out_dir=args.out, keep=args.keep,
+                      n_samples=args.n_samples, evaluate=evaluate, eval_every=args.eval_every,
+                      **cures.trainer_options(args))
 
-        def traced_once(real, z):
-            trainer.train_step = step
-            passes = {"G": ["G forward: z -> fake"], "D": ["D on real", "D on fake", "D in G's step"]}
-            with reference_mode(), trace(trainer.G, trainer.D, names=["G", "D"], passes=passes):
-                return step(real, z)
-        trainer.train_step = traced_once
-    start = time.perf_counter()
-    try:
+
+def train(args):
+    images, source = load_images(args)
+    if args.batch_size > len(images):
+        raise UserError(f"--batch-size {args.batch_size}: expected at most the {len(images):,} images of {source}")
+    steps = len(images) // args.batch_size
+    epochs = args.epochs or max(1, round(STEPS_BY_DEFAULT / steps))
+    print(f"data: {source}: {len(images):,} images; {epochs} epochs of {steps} steps, batch {args.batch_size}, "
+          f"backend {args.backend}")
+    trainer = build_trainer(args, images)
+    with checkpoint.RunLock(args.out):
+        if args.resume:
+            ckpt = checkpoint.newest_loadable(args.out / "checkpoints") if args.resume == "latest" else Path(args.resume)
+            if ckpt is None or not ckpt.is_file():
+                raise UserError(f"--resume: no checkpoint "
+                                f"{'in ' + str(args.out / 'checkpoints') if ckpt is None else ckpt}")
+            trainer.restore(ckpt)
+            saved_batch = trainer.config["batch_size"]
+            if trainer.step_in_epoch and saved_batch != args.batch_size:
+                raise UserError(f"--resume {ckpt}: it stopped mid-epoch with --batch-size {saved_batch}; "
+                                f"resume with that, got {args.batch_size}")
+            print(f"resumed from {ckpt} at epoch {trainer.epoch}, step {trainer.step}")
+        if args.trace:
+            step = trainer.train_step
+
+            def traced_once(real, z):
+                trainer.train_step = step
+                passes = {"G": ["G forward: z -> fake"], "D": ["D on real", "D on fake", "D in G's step"]}
+                with reference_mode(), trace(trainer.G, trainer.D, names=["G", "D"], passes=passes):
+                    return step(real, z)
+            trainer.train_step = traced_once
+        start = time.perf_counter()
         with reference_mode(args.reference or in_reference_mode()):
             status = trainer.fit(images, epochs=epochs, batch_size=args.batch_size)
-    except TrainingDiverged as e:
-        print(f"mnist_gan.py: {e}", file=sys.stderr)
-        return 1
     print(f"{status} after {time.perf_counter() - start:.0f} s; outputs in {args.out}"
           + (f"; last checkpoint {trainer.last_checkpoint}" if trainer.last_checkpoint else ""))
     return 0 if status == "done" else 130
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for, found after parsing: one line, exit code 2."""
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return sample_only(args) or 0 if args.sample else train(args)
+    except TrainingDiverged as e:
+        print(f"mnist_gan.py: {e}", file=sys.stderr)
+        return 1
+    except (UserError, checkpoint.CheckpointError, checkpoint.RunLocked, data.DataError) as e:
+        print(f"mnist_gan.py: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a folder that cannot be written, a full disk: the last checkpoint is intact
+        print(f"mnist_gan.py: cannot write {e.filename or args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -107,3 +107,59 @@ class Adam(Optimizer):
         t = int(state.pop("t"))
         super().load_state_dict(state)
         self.t = t
+
+
+class EMA:
+    """An exponential moving average of a model's weights (Yazıcı et al. 2019), kept in a copy
+    of the model (``self.model``), updated after each optimizer step of the original:
+
+        θ_EMA ← β_t θ_EMA + (1 − β_t) θ,   β_t = min(decay, 0.5^(1 / (0.05 t)))   at update t
+
+    The ramp is StyleGAN2-ADA's: a half-life of 5% of the steps so far, so that early
+    updates forget the random initialisation (a fixed 0.9999 would keep 89% of it after
+    1,200 steps); `decay` caps it. Buffers (BatchNorm's running statistics) are copied, not
+    averaged: averaged weights with stale statistics give grey images.
+    """
+
+    def __init__(self, model, *, decay=0.999):
+        import copy
+
+        if not 0 <= decay < 1:
+            raise ValueError(f"EMA: expected 0 <= decay < 1, got {decay!r}")
+        self.decay, self.t = decay, 0
+        self.source = model
+        self.model = copy.deepcopy(model)
+
+    def beta(self, t):
+        return min(self.decay, 0.5 ** (1 / (0.05 * t)))
+
+    def update(self):
+        self.t += 1
+        b = self.beta(self.t)
+        pairs = zip(self.model.named_parameters(), self.source.named_parameters())
+        for (_, shadow, k), (_, layer, _) in pairs:
+            e = shadow.params[k]
+            e *= b
+            e += (1 - b) * layer.params[k]
+        self._copy_buffers(self.model, self.source)
+
+    @staticmethod
+    def _copy_buffers(shadow, source):
+        for a, b in zip(_leaves(shadow), _leaves(source)):
+            for k, v in b.buffers.items():
+                a.buffers[k] = v.copy()
+
+    def state_dict(self):
+        return {"t": np.asarray(self.t), **self.model.state_dict()}
+
+    def load_state_dict(self, state):
+        state = dict(state)
+        if "t" not in state:
+            raise ValueError("EMA.load_state_dict: expected the update count 't', found none")
+        self.t = int(state.pop("t"))
+        self.model.load_state_dict(state)
+
+
+def _leaves(model):
+    for layer in getattr(model, "layers", [model]):
+        yield from (_leaves(layer) if hasattr(layer, "layers") else [layer])

@@ -4,8 +4,8 @@ gradient's norm on the way back, in the order they happen, one labelled block pe
     with trace(G, D, names=["G", "D"], passes={"D": ["D on real", "D on fake", "D in G's step"]}):
         trainer.train_step(real, z)   # prints a line per layer call
 
-What a reader would otherwise get from twenty breakpoints. The models' and layers' own
-methods are wrapped only inside the `with` block. A backward with param_grads=False computes
+What a reader would otherwise get from twenty breakpoints. The layers' own methods
+are wrapped only inside the `with` block. A backward with param_grads=False computes
 no parameter gradients, and the trace prints none for it (the layer's grads are still the
 previous pass's).
 """
@@ -32,43 +32,39 @@ def trace(*models, names=None, passes=None, print=print):
     names = names or [f"model{i}" for i in range(len(models))]
     passes = passes or {}
     wrapped = []
-
-    def wrap(obj, forward, backward):
-        wrapped.append(obj)
-        obj.forward, obj.backward = forward, backward
-
     for name, model in zip(names, models):
-        count = [0]
-        labels = list(passes.get(name, []))
+        count, labels, last = [0], list(passes.get(name, [])), len(model.layers) - 1
 
-        def model_forward(x, training=True, _f=model.forward, _name=name, _count=count, _labels=labels):
+        def header(training, _name=name, _count=count, _labels=labels):
+            # A pass starts at the model's first layer, whichever Sequential calls it (the
+            # trainer runs D as a feature part and a head that share D's layers).
             _count[0] += 1
             n = _count[0]
             label = _labels[n - 1] if n <= len(_labels) else f"{_name} pass {n}"
             print(f"--- {label}: {_name}.forward ({'training' if training else 'eval'} mode)")
-            return _f(x, training)
-
-        def model_backward(dy, param_grads=True, _b=model.backward, _name=name):
-            print(f"--- {_name}.backward" + ("" if param_grads else " with param_grads=False: dx only, "
-                                            "no parameter gradients"))
-            return _b(dy, param_grads)
 
         for i, layer in enumerate(model.layers):
             label = f"{name}.{i} {type(layer).__name__}"
 
-            def forward(x, training=True, _f=layer.forward, _label=label):
+            def forward(x, training=True, _f=layer.forward, _label=label, _first=i == 0, _header=header):
+                if _first:
+                    _header(training)
                 y = _f(x, training)
                 print(f"forward  {_label:26s} {str(tuple(y.shape)):18s} {_stats(y)}")
                 return y
 
-            def backward(dy, param_grads=True, _b=layer.backward, _label=label, _layer=layer):
+            def backward(dy, param_grads=True, _b=layer.backward, _label=label, _layer=layer, _name=name,
+                         _last=i == last):
+                if _last:
+                    print(f"--- {_name}.backward" + ("" if param_grads else " with param_grads=False: dx only, "
+                                                    "no parameter gradients"))
                 dx = _b(dy, param_grads)
                 grads = " ".join(f"|d{k}| {_norm(g):.3e}" for k, g in _layer.grads.items()) if param_grads else ""
                 print(f"backward {_label:26s} {str(tuple(dx.shape)):18s} |dx| {_norm(dx):.3e} {grads}".rstrip())
                 return dx
 
-            wrap(layer, forward, backward)
-        wrap(model, model_forward, model_backward)
+            layer.forward, layer.backward = forward, backward
+            wrapped.append(layer)
     try:
         yield
     finally:

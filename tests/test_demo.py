@@ -24,7 +24,7 @@ def test_dry_run_end_to_end(tmp_path):
     assert "Loss_D" in r.stderr and "D(G(z))" in r.stderr
     for name in ("samples_epoch001.png", "losses.png"):
         assert (out / name).read_bytes()[:8] == PNG
-    assert (out / "log.csv").read_text().startswith("step,epoch,loss_d,loss_g,d_x,d_g_z,mmd\n3,")
+    assert (out / "log.csv").read_text().startswith("step,epoch,loss_d,loss_g,d_x,d_g_z,mmd,r_t\n3,")
     (ckpt,) = (out / "checkpoints").glob("ckpt-*.npz")
     arrays, meta = checkpoint.load(ckpt)
     assert meta["step"] == 3 and meta["epoch"] == 1 and meta["config"]["nz"] == 100
@@ -80,7 +80,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits(tmp_path):
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
-    assert "interrupted: saved" in stdout + stderr
+    assert "interrupted (SIGINT): saved" in stdout + stderr
     newest = sorted((out / "checkpoints").glob("ckpt-*.npz"))[-1]
     _, meta = checkpoint.load(newest)
     assert meta["step"] >= 3

@@ -115,7 +115,7 @@ def test_checkpoints_are_pruned_and_plain_data(tmp_path):
     with np.load(tmp_path / "checkpoints" / names[-1], allow_pickle=False) as z:
         assert "G/0.W" in z.files and "D/3.running_mean" in z.files and "optim_D/v/5.b" in z.files
     assert (tmp_path / "samples_epoch004.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / "log.csv").read_text().splitlines()[0] == "step,epoch,loss_d,loss_g,d_x,d_g_z,mmd"
+    assert (tmp_path / "log.csv").read_text().splitlines()[0] == "step,epoch,loss_d,loss_g,d_x,d_g_z,mmd,r_t"
 
 
 def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):
