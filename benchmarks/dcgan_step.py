@@ -3,6 +3,10 @@ Adam steps — on minigan's NumPy backend and, where PyTorch is installed, the s
 loss and optimizer in PyTorch, alternating the two in one run.
 
     python benchmarks/dcgan_step.py [--batch 64 128] [--repeat 15] [--no-torch]
+    python benchmarks/dcgan_step.py --cures [--batch 64] [--repeat 9]   # one row per cure
+
+--cures times the plain step and each cure alone, alternating them in one run, and prints
+each cure's ms per step and its ratio to the plain step's.
 
 Prints per batch size: median step times and their ratio; minigan's time per layer (forward
 and backward, summed over the step's calls); the step's matmul FLOPs, the achieved GFLOP/s
@@ -30,9 +34,23 @@ from minigan.trainer import GANTrainer  # noqa: E402
 NZ = 100
 
 
-def minigan_step(batch, seed=0):
+CURES = {  # arm -> (D's structure, the trainer's options), each cure alone
+    "plain": ({}, {}), "ema": ({}, dict(ema=0.999)), "diffaug": (dict(diffaug="translation,cutout"), {}),
+    "sn (no D BatchNorm)": (dict(sn=True), {}), "hinge": ({}, dict(loss="hinge")), "ls": ({}, dict(loss="ls")),
+    "mbstd": (dict(mbstd=4), {}), "mbdisc": (dict(mbdisc=100), {}), "pack 2": (dict(pack=2), {}),
+    "lecam": ({}, dict(lecam=0.3)), "pixel mmd": ({}, dict(mmd_weight=1.0)),
+    "feature mmd": ({}, dict(mmd_weight=1.0, mmd_space="features")),
+    "feature matching": ({}, dict(feature_matching=1.0)), "d mmd": ({}, dict(d_mmd_weight=0.1)),
+    "unroll 1": ({}, dict(unroll=1)), "d-steps 2": ({}, dict(d_steps=2)),
+}
+
+
+def minigan_step(batch, seed=0, structure=None, options=None):
     rng = np.random.default_rng(seed)
-    t = GANTrainer(models.dcgan_generator(NZ), models.dcgan_discriminator(), nz=NZ, log=lambda *a: None)
+    t = GANTrainer(models.dcgan_generator(NZ), models.dcgan_discriminator(**(structure or {})), nz=NZ,
+                   log=lambda *a: None, cures=structure, **(options or {}))
+    if t.config["mmd_weight"] and t.config["mmd_space"] == "pixels":
+        t.terms.mmd_sigmas = [2.0, 4.0, 8.0, 16.0, 32.0]  # fit() would take them from the data
     real = rng.uniform(-1, 1, (batch, 1, 28, 28)).astype(np.float32)
     z = rng.standard_normal((batch, NZ)).astype(np.float32)
     return t, lambda: t.train_step(real, z)
@@ -124,12 +142,36 @@ def peak_memory(framework, batch):
     return float(out.stdout.strip()) if out.returncode == 0 else float("nan")
 
 
+def cure_rows(batch, repeat):
+    """ms per step of each cure alone beside the plain step, alternating all arms in one run."""
+    steps = {arm: minigan_step(batch, structure=s, options=o)[1] for arm, (s, o) in CURES.items()}
+    for step in steps.values():
+        step(), step()
+    times = {arm: [] for arm in steps}
+    for _ in range(repeat):
+        for arm, step in steps.items():
+            t = time.perf_counter()
+            step()
+            times[arm].append(time.perf_counter() - t)
+    plain = float(np.median(times["plain"]))
+    print(f"\nbatch {batch}, medians of {repeat} alternating steps:\n  {'cure':22s} {'ms/step':>8s} {'/ plain':>8s}")
+    for arm, t in times.items():
+        print(f"  {arm:22s} {np.median(t) * 1e3:8.1f} {np.median(t) / plain:8.2f}")
+    print(json.dumps({"batch": batch, "ms": {arm: float(np.median(t)) * 1e3 for arm, t in times.items()}}))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, nargs="+", default=[64, 128])
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--cures", action="store_true", help="one row per cure instead of the PyTorch comparison")
     args = p.parse_args()
+    if args.cures:
+        print(machine())
+        for batch in args.batch:
+            cure_rows(batch, args.repeat)
+        return
     try:
         import torch
         has_torch = not args.no_torch

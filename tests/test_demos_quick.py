@@ -23,8 +23,8 @@ def run(script, *args, cwd):
 
 def test_mixture_gan_quick(tmp_path):
     out = run("mixture_gan.py", "--quick", "--mixtures", "ring", "--out", str(tmp_path), cwd=tmp_path)
-    assert "GAN (published)" in out and "ring     GAN + MMD" in out
-    for name in ("ring_gan.png", "ring_mmd.png"):
+    assert "GAN (published)" in out and "ring     GAN + mmd_weight=1.0" in out
+    for name in ("ring_gan.png", "ring_cured.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG
 
 

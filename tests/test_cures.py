@@ -1,0 +1,348 @@
+"""The cures for mode collapse: each layer's and each term's gradient against float64 central
+differences on shapes hypothesis draws, their semantics, EMA's closed form, bit-identical
+resume with every cure on, clear errors, and a few finite steps of each cure on both GANs."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from minigan import losses, models
+from minigan.gradcheck import check_layer, numerical_gradient, rel_error
+from minigan.layers import (BatchNorm, Conv2D, ConvTranspose2D, Dense, DiffAugment, Flatten, LeakyReLU,
+                            MinibatchDiscrimination, MinibatchStdDev, Pack, Sequential, SpectralNorm, Tanh)
+from minigan.layers.augment import shift
+from minigan.optim import EMA
+from minigan.trainer import GANTrainer, latest_checkpoint
+
+TOL = 1e-6
+seeds = st.integers(0, 2 ** 31 - 1)
+
+
+def assert_gradients_match(layer, x, **kw):
+    errors = check_layer(layer, x, **kw)
+    assert all(v <= TOL for v in errors.values()), f"{layer}: {errors}"
+    return errors
+
+
+# ---- layers -------------------------------------------------------------------------------------
+def _sn_target(kind, rng, a, b, k):
+    if kind == "dense":
+        return Dense(a, b, rng=rng), (2, a)
+    if kind == "conv":
+        return Conv2D(a, b, k, padding=k // 2, rng=rng), (2, a, 4, 4)
+    return ConvTranspose2D(a, b, k, stride=2, padding=k // 2, output_padding=1, rng=rng), (2, a, 3, 3)
+
+
+@given(st.sampled_from(["dense", "conv", "convT"]), st.integers(1, 4), st.integers(1, 4), st.sampled_from([1, 3]),
+       seeds)
+def test_spectral_norm_gradient(kind, a, b, k, seed):
+    rng = np.random.default_rng(seed)
+    inner, shape = _sn_target(kind, rng, a, b, k)
+    x = rng.standard_normal(shape)
+    assert_gradients_match(SpectralNorm(inner, rng=seed), x, training=False, seed=seed)  # u, v fixed: exact
+    # In training each probe runs the power iteration again; converged, u and v stay put.
+    assert_gradients_match(SpectralNorm(inner, n_power_iterations=200, rng=seed), x, seed=seed)
+
+
+@given(st.sampled_from(["dense", "conv", "convT"]), st.integers(2, 5), st.integers(2, 5), seeds)
+def test_spectral_norm_divides_by_the_top_singular_value(kind, a, b, seed):
+    rng = np.random.default_rng(seed)
+    inner, shape = _sn_target(kind, rng, a, b, 3)
+    sn = SpectralNorm(inner, rng=seed).to(np, np.float64)
+    values = np.linalg.svd(sn._matrix(sn.params["W"]), compute_uv=False)
+    assume(len(values) == 1 or values[0] - values[1] > 0.05 * values[0])  # a gap the power iteration can find
+    x = rng.standard_normal(shape)
+    for _ in range(300):
+        sn.forward(x)
+    W, W_sn, u, v, sigma = sn.cache
+    np.testing.assert_allclose(sigma, values[0], rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.svd(sn._matrix(W_sn), compute_uv=False)[0], 1.0, rtol=1e-6)
+    assert sn.params["W"] is W and inner.params["W"] is W  # the raw weight stays the parameter
+    u_before = sn.buffers["u"].copy()
+    sn.forward(x, training=False)
+    np.testing.assert_array_equal(sn.buffers["u"], u_before)  # eval does not touch u
+
+
+@given(st.integers(1, 4), st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.booleans(), seeds)
+def test_minibatch_stddev_gradient(groups, per, c, hw, images, seed):
+    n = groups * per
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, hw, hw) if images else (n, c * hw))
+    layer = MinibatchStdDev(group_size=per)
+    y = layer.forward(x)
+    assert y.shape == (n, x.shape[1] + 1, *x.shape[2:])
+    assume(n > 1)  # one sample: std 0, sqrt at its kink (1e-8)
+    assert_gradients_match(layer, x, seed=seed)
+
+
+def test_minibatch_stddev_groups_are_strided():
+    x = np.arange(8, dtype=np.float64).reshape(8, 1) * np.array([[1.0]])
+    y = MinibatchStdDev(group_size=4).forward(x)
+    # groups {0, 2, 4, 6} and {1, 3, 5, 7}: the same spread, std of (0, 2, 4, 6) = sqrt(5)
+    np.testing.assert_allclose(y[:, 1], np.sqrt(5 + 1e-8))
+    y = MinibatchStdDev(group_size=4).forward(np.ones((3, 2)))  # N < group: one group
+    np.testing.assert_allclose(y[:, 2], 1e-4)
+
+
+@given(st.integers(1, 5), st.integers(1, 6), st.integers(1, 4), st.integers(1, 3), seeds)
+def test_minibatch_discrimination_gradient(n, a, b, c, seed):
+    rng = np.random.default_rng(seed)
+    layer = MinibatchDiscrimination(a, b, c, rng=seed)
+    layer.params["T"] = rng.standard_normal(layer.params["T"].shape)
+    assert_gradients_match(layer, rng.standard_normal((n, a)), seed=seed)
+
+
+def test_minibatch_discrimination_self_term_has_no_gradient():
+    layer = MinibatchDiscrimination(4, 3, 2, rng=0).to(np, np.float64)
+    y = layer.forward(np.random.default_rng(0).standard_normal((1, 4)))  # one sample: only j = i
+    np.testing.assert_array_equal(y[:, 4:], 1.0)  # exp(−0) per kernel
+    dy = np.zeros_like(y)
+    dy[:, 4:] = 1.0
+    np.testing.assert_array_equal(layer.backward(dy), 0.0)
+    np.testing.assert_array_equal(layer.grads["T"], 0.0)
+
+
+@given(st.integers(1, 4), st.integers(1, 2), st.integers(2, 9), st.integers(2, 9),
+       st.sampled_from(["translation", "cutout", "translation,cutout"]), seeds)
+def test_diffaugment_gradient_with_its_draw_held(n, c, h, w, policy, seed):
+    x = np.random.default_rng(seed).standard_normal((n, c, h, w))
+    assert_gradients_match(DiffAugment(policy, translation_ratio=0.25, rng=seed), x, seed=seed)
+
+
+def test_diffaugment_draw_depends_on_seed_and_shape_only_and_fills_with_minus_one():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 6, 1, 16, 16))
+    ya, yb = DiffAugment(rng=5).forward(a), DiffAugment(rng=5).forward(b)
+    np.testing.assert_array_equal(ya == -1, yb == -1)  # the same boxes and shifts for other images
+    assert (ya == -1).any() and not np.array_equal(ya, DiffAugment(rng=6).forward(a))
+    np.testing.assert_array_equal(DiffAugment(rng=5).forward(a, training=False), a)
+    # translation alone matches a plain loop
+    layer = DiffAugment("translation", rng=3)
+    y = layer.forward(a)
+    d = layer.cache[0]
+    for i in range(6):
+        for r in range(16):
+            for col in range(16):
+                sr, sc = r - d["ty"][i], col - d["tx"][i]
+                want = a[i, 0, sr, sc] if 0 <= sr < 16 and 0 <= sc < 16 else -1.0
+                assert y[i, 0, r, col] == want
+    np.testing.assert_array_equal(shift(a, np.zeros(6, int), np.zeros(6, int), -1.0, 2), a)
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.booleans(), seeds)
+def test_pack_gradient_and_layout(groups, m, c, images, seed):
+    x = np.random.default_rng(seed).standard_normal((groups * m, c, 3, 3) if images else (groups * m, c))
+    layer = Pack(m)
+    y = layer.forward(x)
+    assert y.shape == (groups, m * c, *x.shape[2:])
+    np.testing.assert_array_equal(y[0, c * (m - 1):c * m], x[m - 1])  # sample m−1 is the last block of pack 0
+    assert_gradients_match(layer, x, seed=seed)
+
+
+# ---- losses and terms ---------------------------------------------------------------------------
+logits = st.integers(1, 8).flatmap(lambda n: st.lists(st.floats(-4, 4), min_size=n, max_size=n))
+
+
+def away_from(x, points, margin=1e-3):
+    return all(abs(v - p) > margin for v in x for p in points)
+
+
+@given(st.sampled_from(sorted(losses.ADVERSARIAL)), logits, logits)
+def test_adversarial_losses_gradients(name, r, f):
+    loss = losses.ADVERSARIAL[name]
+    assume(away_from(r, [1.0]) and away_from(f, [-1.0]))  # hinge's kinks
+    s_r, s_f = np.array(r).reshape(-1, 1), np.array(f).reshape(-1, 1)
+    value, d_r, d_f = losses.d_loss(loss, s_r, s_f)
+    assert rel_error(d_r, numerical_gradient(lambda: losses.d_loss(loss, s_r, s_f)[0], s_r)) < TOL
+    assert rel_error(d_f, numerical_gradient(lambda: losses.d_loss(loss, s_r, s_f)[0], s_f)) < TOL
+    _, g = loss.g(s_f)
+    assert rel_error(g, numerical_gradient(lambda: loss.g(s_f)[0], s_f)) < TOL
+
+
+def test_adversarial_losses_match_their_formulas():
+    s_r, s_f = np.array([[2.0], [-0.5]]), np.array([[0.5], [-2.0]])
+    sp = lambda x: np.log1p(np.exp(x))  # noqa: E731
+    expect = {"ns": (np.mean(sp(-s_r)) + np.mean(sp(s_f)), np.mean(sp(-s_f))),
+              "hinge": (np.mean(np.maximum(0, 1 - s_r)) + np.mean(np.maximum(0, 1 + s_f)), -np.mean(s_f)),
+              "ls": (0.5 * np.mean((s_r - 1) ** 2) + 0.5 * np.mean(s_f ** 2), 0.5 * np.mean((s_f - 1) ** 2)),
+              "wgan": (-np.mean(s_r) + np.mean(s_f), -np.mean(s_f))}
+    for name, (d, g) in expect.items():
+        loss = losses.ADVERSARIAL[name]
+        np.testing.assert_allclose(losses.d_loss(loss, s_r, s_f)[0], d, rtol=1e-12)
+        np.testing.assert_allclose(loss.g(s_f)[0], g, rtol=1e-12)
+
+
+@given(st.integers(1, 5), st.integers(1, 5), st.integers(1, 6), seeds)
+def test_feature_matching_gradient(n, m, k, seed):
+    rng = np.random.default_rng(seed)
+    f, r = rng.standard_normal((n, k)), rng.standard_normal((m, k))
+    value, grad = losses.feature_matching(f, r)
+    np.testing.assert_allclose(value, np.mean((f.mean(0) - r.mean(0)) ** 2))
+    assert rel_error(grad, numerical_gradient(lambda: losses.feature_matching(f, r)[0], f)) < TOL
+
+
+@given(logits, logits, st.floats(-1, 1), st.floats(-1, 1))
+def test_lecam_gradients_and_anchors(r, f, a_r, a_f):
+    term = losses.LeCam(decay=0.9)
+    term.alpha_r, term.alpha_f = np.float64(a_r), np.float64(a_f)
+    s_r, s_f = np.array(r), np.array(f)
+    assume(away_from(r, [a_f]) and away_from(f, [a_r]))
+    np.testing.assert_allclose(term.real(s_r)[0], np.mean(np.maximum(s_r - a_f, 0) ** 2))
+    assert rel_error(term.real(s_r)[1], numerical_gradient(lambda: term.real(s_r)[0], s_r)) < TOL
+    assert rel_error(term.fake(s_f)[1], numerical_gradient(lambda: term.fake(s_f)[0], s_f)) < TOL
+    term.update(s_r, s_f)
+    np.testing.assert_allclose(term.alpha_r, 0.9 * a_r + 0.1 * s_r.mean())
+    np.testing.assert_allclose(term.alpha_f, 0.9 * a_f + 0.1 * s_f.mean())
+
+
+# ---- EMA ----------------------------------------------------------------------------------------
+def test_ema_is_the_closed_form_of_the_ramped_average():
+    model = Sequential(Dense(3, 2, rng=0), BatchNorm(2)).to(np, np.float64)
+    ema = EMA(model, decay=0.99)
+    rng = np.random.default_rng(0)
+    history = [model.layers[0].params["W"].copy()]
+    for _ in range(40):
+        model.layers[0].params["W"] += rng.standard_normal((3, 2))
+        model.layers[1].buffers["running_mean"] = rng.standard_normal(2)
+        ema.update()
+        history.append(model.layers[0].params["W"].copy())
+    # θ_EMA after n updates = Π β_t θ_0 + Σ_t (1 − β_t) Π_{s>t} β_s θ_t
+    betas = [ema.beta(t) for t in range(1, 41)]
+    expect = np.prod(betas) * history[0]
+    for t in range(1, 41):
+        expect = expect + (1 - betas[t - 1]) * np.prod(betas[t:]) * history[t]
+    np.testing.assert_allclose(ema.model.layers[0].params["W"], expect, rtol=1e-12)
+    assert betas[0] < 1e-5 and betas[-1] == min(0.99, 0.5 ** (1 / 2)) and ema.beta(10_000) == 0.99
+    np.testing.assert_array_equal(ema.model.layers[1].buffers["running_mean"], model.layers[1].buffers["running_mean"])
+    with pytest.raises(ValueError, match=r"EMA: expected 0 <= decay < 1, got 1.5"):
+        EMA(model, decay=1.5)
+
+
+# ---- the trainer with every cure ------------------------------------------------------------------
+def tiny_image_gan(seed=0, **cures):
+    G = models.mlp_generator(4, 64, hidden=16, depth=1, tanh=True, out_shape=(1, 8, 8), seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    sn = (lambda l: SpectralNorm(l, rng=rng)) if cures.get("sn") else (lambda l: l)
+    layers = ([DiffAugment(cures["diffaug"], rng=seed + 2)] if cures.get("diffaug") else []) + \
+        ([Pack(cures["pack"])] if cures.get("pack", 1) > 1 else []) + \
+        [sn(Conv2D(cures.get("pack", 1), 4, 3, stride=2, padding=1, rng=rng)), LeakyReLU(0.2)] + \
+        ([MinibatchStdDev(2)] if cures.get("mbstd") else []) + [Flatten()]
+    width = (4 + bool(cures.get("mbstd"))) * 16
+    if cures.get("mbdisc"):
+        layers.append(MinibatchDiscrimination(width, 3, 2, rng=rng))
+        width += 3
+    return G, Sequential(*layers, sn(Dense(width, 1, rng=rng)))
+
+
+EVERY_CURE = dict(loss="hinge", ema=0.99, lecam=0.3, feature_matching=0.5, mmd_weight=0.5, mmd_space="features",
+                  d_mmd_weight=0.1, unroll=2, d_steps=2, lr_d=4e-4, lr_g=1e-4)
+EVERY_LAYER = dict(diffaug="translation,cutout", pack=2, sn=True, mbstd=True, mbdisc=True)
+
+
+def images(n=48, seed=0):
+    return np.tanh(np.random.default_rng(seed).standard_normal((n, 1, 8, 8))).astype(np.float32)
+
+
+def make(out, **kw):
+    G, D = tiny_image_gan(**EVERY_LAYER)
+    return GANTrainer(G, D, nz=4, out_dir=out, log_every=2, log=lambda *a: None, cures=EVERY_LAYER,
+                      **EVERY_CURE, **kw)
+
+
+def test_resume_mid_epoch_with_every_cure_is_bit_identical(tmp_path):
+    data = images()
+    whole = make(tmp_path / "a")
+    whole.fit(data, epochs=2, batch_size=8)
+    part = make(tmp_path / "b")
+    step = part.train_step
+
+    def stop_after_4(real, z):
+        if part.step == 3:
+            part._request_stop(None, None)
+        return step(real, z)
+    part.train_step = stop_after_4
+    assert part.fit(data, epochs=2, batch_size=8) == "interrupted"
+    resumed = make(tmp_path / "b")
+    resumed.restore(latest_checkpoint(tmp_path / "b"))
+    assert resumed.step_in_epoch == 4
+    resumed.fit(data, epochs=2, batch_size=8)
+    (a, meta_a), (b, meta_b) = whole.state(), resumed.state()
+    assert {k for k in a if k.startswith(("G_ema/", "lecam/"))} and meta_a["layer_rng"]["D"]
+    for k in a:
+        if k != "history":
+            assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), k
+    assert meta_a["layer_rng"] == meta_b["layer_rng"] and meta_a["rng_state"] == meta_b["rng_state"]
+
+
+def test_resume_with_other_cures_is_refused_naming_the_difference(tmp_path):
+    t = make(tmp_path)
+    t.fit(images(), epochs=1, batch_size=8)
+    G, D = tiny_image_gan(**EVERY_LAYER)
+    other = GANTrainer(G, D, nz=4, out_dir=tmp_path, log=lambda *a: None, cures=EVERY_LAYER,
+                       **dict(EVERY_CURE, loss="ls"))
+    with pytest.raises(ValueError, match=r"saved with loss='hinge', this run has loss='ls'"):
+        other.restore(latest_checkpoint(tmp_path))
+    assert other.step == 0
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda: Pack(3).forward(np.ones((4, 2), np.float32)), r"Pack\(3\): expected a batch .* multiple of 3, got \(4, 2\)"),
+    (lambda: MinibatchStdDev(4).forward(np.ones((6, 2), np.float32)),
+     r"multiple of group_size=4 .* got N=6"),
+    (lambda: SpectralNorm(Tanh()), r"SpectralNorm: expected a layer with a weight params\['W'\].*got Tanh\(\)"),
+    (lambda: GANTrainer(*tiny_image_gan(), nz=4, feature_layer=9),
+     r"expected feature_layer to be the index of one of D's layers 0..2 .* got 9"),
+    (lambda: GANTrainer(*tiny_image_gan(), nz=4, lecam=-1), r"expected lecam >= 0 and finite, got -1"),
+    (lambda: GANTrainer(*tiny_image_gan(), nz=4, mmd_weight=float("nan")), r"expected mmd_weight >= 0"),
+    (lambda: GANTrainer(*tiny_image_gan(), nz=4, ema=1.0), r"expected an EMA decay in \[0, 1\), got 1.0"),
+    (lambda: GANTrainer(*tiny_image_gan(), nz=4, loss="wasserstein"), r"expected loss in \['hinge', 'ls', 'ns', 'wgan'\]"),
+    (lambda: DiffAugment("flip"), r"DiffAugment: expected a policy of translation, cutout"),
+    (lambda: losses.LeCam(decay=1), r"LeCam: expected 0 <= decay < 1, got 1"),
+])
+def test_bad_cure_input_is_a_clear_error(make_bad, message):
+    with pytest.raises(ValueError, match=message):
+        make_bad()
+
+
+def test_bad_input_changes_no_state():
+    layer = MinibatchStdDev(4)
+    with pytest.raises(ValueError):
+        Sequential(Dense(2, 2, rng=0), layer).forward(np.ones((6, 2), np.float32))
+    assert layer.cache is None and layer.x_shape is None
+    G, D = tiny_image_gan()
+    W = G.layers[0].params["W"].copy()
+    with pytest.raises(ValueError):
+        GANTrainer(G, D, nz=4, d_steps=0)
+    np.testing.assert_array_equal(G.layers[0].params["W"], W)  # not even moved to float32 copies
+
+
+ALONE = [dict(loss="hinge"), dict(loss="ls"), dict(loss="wgan", cures=dict(sn=True)), dict(cures=dict(sn=True)),
+         dict(cures=dict(diffaug="translation,cutout")), dict(cures=dict(mbstd=4)), dict(cures=dict(mbdisc=5)),
+         dict(cures=dict(pack=2)), dict(ema=0.999), dict(lecam=0.3), dict(feature_matching=1.0),
+         dict(mmd_weight=1.0), dict(mmd_weight=1.0, mmd_space="features"), dict(d_mmd_weight=0.1),
+         dict(unroll=2), dict(d_steps=2, lr_d=4e-4, lr_g=1e-4)]
+ALL = dict(loss="hinge", ema=0.999, lecam=0.3, feature_matching=1.0, mmd_weight=1.0, mmd_space="features",
+           d_mmd_weight=0.1, unroll=2, d_steps=2, lr_d=4e-4,
+           cures=dict(sn=True, diffaug="translation,cutout", mbstd=4, mbdisc=5, pack=2))
+
+
+@pytest.mark.parametrize("options", ALONE + [ALL], ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("gan", ["dcgan", "mlp"])
+def test_a_few_steps_with_each_cure_are_finite(gan, options):
+    options = dict(options)
+    structure = options.pop("cures", {})
+    if gan == "dcgan":
+        G, D = models.dcgan_generator(8, seed=0), models.dcgan_discriminator(seed=1, **structure)
+        data = np.tanh(np.random.default_rng(0).standard_normal((16, 1, 28, 28))).astype(np.float32)
+        nz = 8
+    else:
+        if structure.get("diffaug"):
+            pytest.skip("DiffAugment needs images; the MLP GAN's samples are points")
+        G, D = models.mlp_generator(2, 2, hidden=16, seed=0), models.mlp_discriminator(2, hidden=16, seed=1, **structure)
+        data = np.random.default_rng(0).standard_normal((64, 2)).astype(np.float32)
+        nz = 2
+    t = GANTrainer(G, D, nz=nz, log_every=1, log=lambda *a: None, cures=structure, **options)
+    t.fit(data, epochs=1, batch_size=8 if gan == "dcgan" else 16)
+    assert t.step == (2 if gan == "dcgan" else 4) and len(t.history) == t.step
+    assert all(np.isfinite(r[k]) for r in t.history for k in ("loss_d", "loss_g", "d_x", "d_g_z", "mmd", "r_t"))
+    assert np.isfinite(t.sample(np.zeros((2, nz), np.float32))).all()
