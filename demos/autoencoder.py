@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigan import data, init, viz
+from minigan import cli, data, init, viz
 from minigan.layers import (Conv2D, ConvTranspose2D, Dense, Flatten, ReLU, Reshape, Sequential, Sigmoid)
 from minigan.losses import mse
 from minigan.models import autoencoder
@@ -56,17 +56,22 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="synthetic data, one epoch: checks the pipeline")
     p.add_argument("--out", type=Path, default=Path("runs/autoencoder"))
     args = p.parse_args(argv)
+    cli.check_numbers(p, args, at_least_1=("epochs", "batch_size"), at_least_0=("seed",), positive=("lr",))
+    if min(args.codes) < 1:
+        p.error(f"--codes: expected sizes of at least 1, got {' '.join(map(str, args.codes))}")
+    return cli.run("autoencoder.py", run, args)
+
+
+def run(args):
     if args.quick:
         rng = np.random.default_rng(0)
         x, x_test = rng.uniform(0, 1, (128, 1, 28, 28)).astype(np.float32), rng.uniform(0, 1, (32, 1, 28, 28)).astype(np.float32)
         args.epochs, args.codes = 1, args.codes[:1]
     else:
-        try:
-            x = (data.to_float(data.load_mnist("train", data_dir=args.data_dir)[0]) + 1) / 2  # [0, 1]
-            x_test = (data.to_float(data.load_mnist("test", data_dir=args.test_dir)[0]) + 1) / 2
-        except data.DataError as e:
-            print(f"autoencoder.py: {e}", file=sys.stderr)
-            return 2
+        x = (data.to_float(data.load_mnist("train", data_dir=args.data_dir)[0]) + 1) / 2  # [0, 1]
+        x_test = (data.to_float(data.load_mnist("test", data_dir=args.test_dir)[0]) + 1) / 2
+    if args.batch_size > len(x):
+        raise cli.UserError(f"--batch-size {args.batch_size}: expected at most the {len(x):,} training images")
     kind = "conv" if args.conv else "dense"
     print(f"{'model':8s} {'code':>5s} {'test MSE':>9s} {'seconds':>8s}")
     panels = {"original": x_test[:32] * 2 - 1}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigan import data, metrics, models
+from minigan import cli, data, metrics, models
 
 
 def generate(ckpt, n, seed=0, batch=500):
@@ -37,13 +37,16 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = p.parse_args(argv)
-    try:
-        train = data.to_float(data.load_mnist("train", data_dir=args.data_dir, log=lambda *a: None)[0])
-        test = data.to_float(data.load_mnist("test", data_dir=args.test_dir, log=lambda *a: None)[0])
-        images = generate(args.checkpoint, args.n, args.seed)
-    except (data.DataError, ValueError) as e:
-        print(f"evaluate.py: {e}", file=sys.stderr)
-        return 2
+    cli.check_numbers(p, args, at_least_1=("n",), at_least_0=("seed",))
+    if not args.checkpoint.is_file():
+        p.error(f"no checkpoint file {args.checkpoint}")
+    return cli.run("evaluate.py", evaluate, args)
+
+
+def evaluate(args):
+    images = generate(args.checkpoint, args.n, args.seed)  # a damaged file is refused before the data loads
+    train = data.to_float(data.load_mnist("train", data_dir=args.data_dir, log=lambda *a: None)[0])
+    test = data.to_float(data.load_mnist("test", data_dir=args.test_dir, log=lambda *a: None)[0])
     model, record = metrics.load_classifier()
     rows = report(images, train, test, model)
     if args.json:

@@ -13,13 +13,12 @@ mean ± standard deviation over seeds, and draws the samples over the true means
 """
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from minigan import cures, metrics, models, viz
+from minigan import cli, cures, metrics, models, viz
 from minigan.trainer import GANTrainer
 
 PUBLISHED = {  # (modes, % high quality), PacGAN (Lin et al. 2018), Table 1
@@ -61,11 +60,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.steps = 1, 200
-    for name in ("seeds", "steps", "batch_size", "hidden"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        p.error(f"expected --lr > 0 (finite), got {args.lr}")
+    cli.check_numbers(p, args, at_least_1=("seeds", "steps", "batch_size", "hidden"), positive=("lr",))
     cures.check_flags(p, args)
     cured = dict(structure=cures.structure(args), options=cures.trainer_options(args))
     cured["options"].pop("cures")

@@ -13,17 +13,17 @@ a different --lr, --lr-d, --lr-g or --beta1 is taken from the resume on and reco
 checkpoint.
 """
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from minigan import backend, checkpoint, cures, data, metrics, models, viz
+from minigan import backend, checkpoint, cli, cures, data, metrics, models, viz
+from minigan.cli import UserError
 from minigan.layers import in_reference_mode, reference_mode
 from minigan.trace import trace
-from minigan.trainer import GANTrainer, TrainingDiverged
+from minigan.trainer import GANTrainer
 
 STEPS_BY_DEFAULT = 1200
 
@@ -75,13 +75,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.dry_run:
         args.batch_size, args.epochs = 8, args.epochs or 1
-    for name in ("epochs", "batch_size", "nz", "keep", "n_samples", "eval_every", "seed"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name in ("eval_every", "seed") else 1):
-            p.error(f"--{name.replace('_', '-')} must be at least {0 if name in ('eval_every', 'seed') else 1}, "
-                    f"got {value}")
-    if not (math.isfinite(args.lr) and args.lr > 0) or not 0 <= args.beta1 < 1:
-        p.error(f"expected --lr > 0 (finite) and 0 <= --beta1 < 1; got --lr {args.lr}, --beta1 {args.beta1}")
+    cli.check_numbers(p, args, at_least_1=("epochs", "batch_size", "nz", "keep", "n_samples"),
+                      at_least_0=("eval_every", "seed"), positive=("lr",))
+    if not 0 <= args.beta1 < 1:
+        p.error(f"expected 0 <= --beta1 < 1, got {args.beta1}")
     if args.nz > checkpoint.MAX_NZ:
         p.error(f"--nz: expected at most {checkpoint.MAX_NZ:,}, got {args.nz:,}")
     cures.check_flags(p, args)
@@ -174,26 +171,12 @@ def train(args):
             status = trainer.fit(images, epochs=epochs, batch_size=args.batch_size)
     print(f"{status} after {time.perf_counter() - start:.0f} s; outputs in {args.out}"
           + (f"; last checkpoint {trainer.last_checkpoint}" if trainer.last_checkpoint else ""))
-    return 0 if status == "done" else 130
-
-
-class UserError(Exception):
-    """A mistake in what the user asked for, found after parsing: one line, exit code 2."""
+    return 0 if status == "done" else 143 if trainer.stop_signal == "SIGTERM" else 130
 
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        return sample_only(args) or 0 if args.sample else train(args)
-    except TrainingDiverged as e:
-        print(f"mnist_gan.py: {e}", file=sys.stderr)
-        return 1
-    except (UserError, checkpoint.CheckpointError, checkpoint.RunLocked, data.DataError) as e:
-        print(f"mnist_gan.py: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a folder that cannot be written, a full disk: the last checkpoint is intact
-        print(f"mnist_gan.py: cannot write {e.filename or args.out}: {e.strerror or e}", file=sys.stderr)
-        return 2
+    return cli.run("mnist_gan.py", sample_only if args.sample else train, args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigan import checkpoint, data, metrics
+from minigan import checkpoint, cli, data, metrics
 from minigan.losses import softmax_cross_entropy
 from minigan.optim import Adam
 
@@ -35,8 +35,17 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=metrics.WEIGHTS)
     args = p.parse_args(argv)
+    cli.check_numbers(p, args, at_least_1=("epochs", "batch_size"), at_least_0=("seed",), positive=("lr",))
+    if args.out.is_dir():
+        p.error(f"--out {args.out}: expected a file name for the weights, found a folder")
+    return cli.run("train_classifier.py", train, args, argv)
+
+
+def train(args, argv):
     u8, labels, source = data.load_mnist("train", data_dir=args.data_dir)
     test_u8, test_labels, test_source = data.load_mnist("test", data_dir=args.test_dir)
+    if args.batch_size > len(u8):
+        raise cli.UserError(f"--batch-size {args.batch_size}: expected at most the {len(u8):,} training images")
     x, y = data.to_float(u8), labels.astype(np.int64)
     x_test = data.to_float(test_u8)
     model = metrics.classifier(args.seed)
@@ -62,4 +71,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -77,7 +77,7 @@ class GANTrainer:
         self.history = []  # one row per log interval: step, epoch and the means of STATS
         self.changes = []  # options changed on resume: {step, option, old, new}
         self.last_checkpoint = None
-        self._stop = None
+        self.stop_signal = None  # "SIGINT" or "SIGTERM" once one asked the run to stop
 
     # ---- one step ------------------------------------------------------------------------
     def train_step(self, real, z):
@@ -159,7 +159,7 @@ class GANTrainer:
         xp = self.xp
         data_dev = backend_mod.to_backend(np.ascontiguousarray(data, np.float32), xp)  # moved once
         steps = n // batch_size
-        self._stop = None
+        self.stop_signal = None
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)} \
             if _main_thread() else {}
         try:
@@ -174,11 +174,11 @@ class GANTrainer:
                 bar = _Progress(self.epoch + 1, epochs, steps)
                 logged = self.step_in_epoch
                 while self.step_in_epoch < steps:
-                    if self._stop is not None:
+                    if self.stop_signal is not None:
                         self._check_and_log(stats, logged, self.step_in_epoch)
                         if self.out_dir is not None:
                             self.save_checkpoint()
-                            self.log(f"\ninterrupted ({self._stop}): saved {self.last_checkpoint}; "
+                            self.log(f"\ninterrupted ({self.stop_signal}): saved {self.last_checkpoint}; "
                                      f"resume with --resume")
                         return "interrupted"
                     i = self.step_in_epoch
@@ -199,7 +199,7 @@ class GANTrainer:
         return "done"
 
     def _request_stop(self, signum, frame):
-        self._stop = signal.Signals(signum).name if signum else "stop requested"
+        self.stop_signal = signal.Signals(signum).name if signum else "stop requested"
 
     def _check_and_log(self, stats, start, stop):
         """Read the stats of steps [start, stop) to the host; stop on a NaN/Inf; log their means."""
@@ -293,7 +293,11 @@ class GANTrainer:
             raise TrainingDiverged(f"non-finite values in the model's state at step {self.step} "
                                    f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}). Training stopped; "
                                    f"{self._kept()}.")
-        path = checkpoint.save(self.out_dir / "checkpoints" / checkpoint.name_for(self.epoch, self.step), host, meta)
+        path = self.out_dir / "checkpoints" / checkpoint.name_for(self.epoch, self.step)
+        try:
+            checkpoint.save(path, host, meta)
+        except OSError as e:  # a full disk: the temporary file is gone, the last checkpoint intact
+            raise OSError(e.errno, f"{e.strerror or e}; {self._kept()}", str(path)) from e
         self.last_checkpoint = path
         checkpoint.prune(path.parent, self.keep)
         return path
@@ -304,8 +308,8 @@ class GANTrainer:
         and recorded (in `changes`, the log and the next checkpoint)."""
         arrays, meta = checkpoint.load_run(path)
         saved = meta["config"]
-        for key in ("nz", "loss", "d_steps", "unroll", "ema", "mmd_weight", "mmd_space", "d_mmd_weight",
-                    "feature_matching", "lecam", "feature_layer", "cures"):
+        for key in ("nz", "cures", "loss", "d_steps", "unroll", "ema", "mmd_weight", "mmd_space", "d_mmd_weight",
+                    "feature_matching", "lecam", "feature_layer"):
             if saved.get(key) != self.config[key]:
                 raise checkpoint.CheckpointError(f"{path}: saved with {key}={saved.get(key)!r}, this run has "
                                  f"{key}={self.config[key]!r}; resume with the same options")

@@ -1,0 +1,41 @@
+"""What every demo's command line shares: flag checks that run before any data is loaded, and
+one line on stderr with exit code 2 for every mistake a user can make (tracebacks are for bugs)."""
+import math
+import sys
+
+from . import checkpoint, data
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for, found after parsing."""
+
+
+def check_numbers(p, args, *, at_least_1=(), at_least_0=(), positive=()):
+    """p.error (one line, exit 2) for a count below 1 or 0, or a rate that is not a finite number > 0."""
+    for names, least in ((at_least_1, 1), (at_least_0, 0)):
+        for name in names:
+            v = getattr(args, name)
+            if v is not None and v < least:
+                p.error(f"--{name.replace('_', '-')} must be at least {least}, got {v}")
+    for name in positive:
+        v = getattr(args, name)
+        if v is not None and not (math.isfinite(v) and v > 0):
+            p.error(f"expected --{name.replace('_', '-')} > 0 (finite), got {v}")
+
+
+def run(script, body, *args):
+    """body(*args) with the user's mistakes turned into one line naming the file or flag and exit 2;
+    a diverged run (minigan.trainer.TrainingDiverged) is exit 1."""
+    from .trainer import TrainingDiverged
+
+    try:
+        return body(*args) or 0
+    except TrainingDiverged as e:
+        print(f"{script}: {e}", file=sys.stderr)
+        return 1
+    except (UserError, checkpoint.CheckpointError, checkpoint.RunLocked, data.DataError) as e:
+        print(f"{script}: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a folder that cannot be written, a full disk: the last checkpoint is intact
+        print(f"{script}: cannot write {e.filename or 'the output'}: {e.strerror or e}", file=sys.stderr)
+        return 2
