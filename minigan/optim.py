@@ -86,16 +86,17 @@ class Adam(Optimizer):
         self.t += 1
 
     def _update(self, name, p, g):
+        f = p.dtype.type  # scalars in the parameter's dtype: NumPy and CuPy (NEP 50) round alike
         b1, b2 = self.betas
         m, v = self._buffer("m/" + name, p), self._buffer("v/" + name, p)
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * (g * g)
+        m *= f(b1)
+        m += f(1 - b1) * g
+        v *= f(b2)
+        v += f(1 - b2) * (g * g)
         denom = backend.xp_of(v).sqrt(v)
-        denom /= np.sqrt(1 - b2 ** self.t)
-        denom += self.eps
-        p -= (self.lr / (1 - b1 ** self.t)) * (m / denom)
+        denom /= f(np.sqrt(1 - b2 ** self.t))
+        denom += f(self.eps)
+        p -= f(self.lr / (1 - b1 ** self.t)) * (m / denom)
 
     def state_dict(self):
         return {"t": np.asarray(self.t), **self.state}

@@ -4,9 +4,10 @@ Layout of a column buffer: col[c, i, j, n, ho, wo] = x_padded[n, c, i + s*ho, j 
 shape (C, kH, kW, N, Ho, Wo). Reshaped to (C*kH*kW, N*Ho*Wo) it is one matrix, so a whole
 batch's convolution is one BLAS matmul. im2col copies kH*kW strided slices (no loop over
 pixels or samples); col2im is its adjoint, `+=` on the same slices. These slices are the
-definition: they run on CuPy, and on NumPy in reference mode (base.reference_mode). NumPy's
-fast path gets the same values from one compiled pass (minigan.kernels.im2col_numba),
-because NumPy runs a strided slice copy as many short row loops.
+definition, and run in reference mode (base.reference_mode) on either backend. The fast paths
+get the same values from one compiled pass: minigan.kernels.im2col_numba on NumPy (which
+runs a strided slice copy as many short row loops), minigan.kernels.im2col_cupy on CuPy (one
+kernel launch instead of k*k).
 
 Weight layouts: Conv2D's W is (out_ch, in_ch, k, k); ConvTranspose2D's is (in_ch, out_ch, k, k)
 (PyTorch's), so the W of a Conv2D is the W of its adjoint ConvTranspose2D.
@@ -15,7 +16,7 @@ import numpy as np
 
 from .. import init
 from ..backend import xp_of
-from ..kernels import im2col_numba
+from ..kernels import im2col_cupy, im2col_numba
 from .base import Layer, check_positive, check_rank, feature_sum, in_reference_mode
 
 
@@ -42,14 +43,15 @@ def im2col(x, kernel_size, stride, padding, out=None):
     elif out.shape != shape or out.dtype != x.dtype or not out.flags.c_contiguous or xp_of(out) is not xp:
         raise ValueError(f"im2col: expected out to be a C-contiguous {xp.__name__} array of shape {shape} "
                          f"and dtype {x.dtype}, got shape {out.shape}, dtype {out.dtype}")
-    if xp is np and not in_reference_mode():
+    if in_reference_mode():
+        return im2col_sliced(x, k, s, p, out)
+    if xp is np:
         return im2col_numba.im2col(x, k, s, p, out)
-    return im2col_sliced(x, k, s, p, out)
+    return im2col_cupy.im2col(x, k, s, p, out)
 
 
 def im2col_sliced(x, k, s, p, col):
-    """im2col as k*k strided slice copies into col: the definition (CuPy's path, and NumPy's in
-    reference mode)."""
+    """im2col as k*k strided slice copies into col: the definition (the path in reference mode)."""
     xp = xp_of(x)
     Ho, Wo = col.shape[4], col.shape[5]
     xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W) view, so each slice lands in col's order
@@ -66,13 +68,15 @@ def col2im(col, x_shape, stride, padding):
 
     col: (C, k, k, N, Ho, Wo) -> x: x_shape = (N, C, H, W), C-contiguous.
     """
-    if xp_of(col) is np and not in_reference_mode():
+    if in_reference_mode():
+        return col2im_sliced(col, x_shape, stride, padding)
+    if xp_of(col) is np:
         return im2col_numba.col2im(col, x_shape, stride, padding)
-    return col2im_sliced(col, x_shape, stride, padding)
+    return im2col_cupy.col2im(col, x_shape, stride, padding)
 
 
 def col2im_sliced(col, x_shape, stride, padding):
-    """col2im as `+=` on im2col's slices: the definition (CuPy's path, and NumPy's in reference mode)."""
+    """col2im as `+=` on im2col's slices: the definition (the path in reference mode)."""
     xp = xp_of(col)
     C, k, _, N, Ho, Wo = col.shape
     H, W = x_shape[2], x_shape[3]
