@@ -28,11 +28,18 @@ def best_time(fn, repeat=7, warmup=2):
     return float(times_of(fn, repeat, warmup).min())
 
 
-def matmul_rate(m, k, n, dtype=np.float32, repeat=7):
-    """GFLOP/s of an (m, k) @ (k, n) matmul on this machine, now."""
+def synced(fn, xp=np):
+    """fn that, on CuPy, waits for the device before returning (so that wall time is GPU time)."""
+    if xp is np:
+        return fn
+    return lambda: (fn(), xp.cuda.Device().synchronize())
+
+
+def matmul_rate(m, k, n, dtype=np.float32, repeat=7, xp=np):
+    """GFLOP/s of an (m, k) @ (k, n) matmul on this machine (or its GPU, xp=cupy), now."""
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
-    return 2 * m * k * n / best_time(lambda: a @ b, repeat) / 1e9
+    a, b = (xp.asarray(rng.standard_normal(s).astype(dtype)) for s in ((m, k), (k, n)))
+    return 2 * m * k * n / best_time(synced(lambda: a @ b, xp), repeat) / 1e9
 
 
 def machine():

@@ -4,6 +4,9 @@ loss and optimizer in PyTorch, alternating the two in one run.
 
     python benchmarks/dcgan_step.py [--batch 64 128] [--repeat 15] [--no-torch]
     python benchmarks/dcgan_step.py --cures [--batch 64] [--repeat 9]   # one row per cure
+    python benchmarks/dcgan_step.py --backend cupy [--repeat 20]       # on the GPU, beside PyTorch CUDA
+
+On CuPy every timed step ends with a device synchronize, and PyTorch runs on CUDA where it can.
 
 --cures times the plain step and each cure alone, alternating them in one run, and prints
 each cure's ms per step and its ratio to the plain step's.
@@ -25,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, matmul_rate  # noqa: E402
+from common import machine, matmul_rate, synced  # noqa: E402
 from layers import gemm_shape  # noqa: E402
 
 from minigan import models  # noqa: E402
@@ -45,18 +48,18 @@ CURES = {  # arm -> (D's structure, the trainer's options), each cure alone
 }
 
 
-def minigan_step(batch, seed=0, structure=None, options=None):
+def minigan_step(batch, seed=0, structure=None, options=None, backend="numpy"):
     rng = np.random.default_rng(seed)
     t = GANTrainer(models.dcgan_generator(NZ), models.dcgan_discriminator(**(structure or {})), nz=NZ,
-                   log=lambda *a: None, cures=structure, **(options or {}))
+                   log=lambda *a: None, cures=structure, backend=backend, **(options or {}))
     if t.config["mmd_weight"] and t.config["mmd_space"] == "pixels":
         t.terms.mmd_sigmas = [2.0, 4.0, 8.0, 16.0, 32.0]  # fit() would take them from the data
-    real = rng.uniform(-1, 1, (batch, 1, 28, 28)).astype(np.float32)
-    z = rng.standard_normal((batch, NZ)).astype(np.float32)
-    return t, lambda: t.train_step(real, z)
+    real = t.xp.asarray(rng.uniform(-1, 1, (batch, 1, 28, 28)).astype(np.float32))
+    z = t.xp.asarray(rng.standard_normal((batch, NZ)).astype(np.float32))
+    return t, synced(lambda: t.train_step(real, z), t.xp)
 
 
-def torch_step(batch, seed=0):
+def torch_step(batch, seed=0, device="cpu"):
     import torch
     from torch import nn
     torch.manual_seed(seed)
@@ -69,12 +72,13 @@ def torch_step(batch, seed=0):
     D = nn.Sequential(
         nn.Conv2d(1, 64, 5, 2, 2), nn.LeakyReLU(0.2), nn.Conv2d(64, 128, 5, 2, 2, bias=False),
         nn.BatchNorm2d(128), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(7 * 7 * 128, 1))
+    bce = nn.BCEWithLogitsLoss()
+    G, D = G.to(device), D.to(device)
     opt_G = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    bce = nn.BCEWithLogitsLoss()
-    real = torch.rand(batch, 1, 28, 28) * 2 - 1
-    z = torch.randn(batch, NZ)
-    ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
+    real = torch.rand(batch, 1, 28, 28, device=device) * 2 - 1
+    z = torch.randn(batch, NZ, device=device)
+    ones, zeros = torch.ones(batch, 1, device=device), torch.zeros(batch, 1, device=device)
 
     def step():  # as in PyTorch's DCGAN example
         D.zero_grad()
@@ -85,6 +89,8 @@ def torch_step(batch, seed=0):
         G.zero_grad()
         bce(D(fake), ones).backward()
         opt_G.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
     return step
 
 
@@ -110,7 +116,7 @@ def per_layer_times(trainer, step, repeat=5):
     return {k: v / repeat for k, v in spent.items()}
 
 
-def step_flops(trainer, batch):
+def step_flops(trainer, batch, xp=np):
     """(flops, floor seconds) of a step's matmuls: G fwd + 2 in bwd; D 3 fwd + 2 in each of the
     D step's 2 bwd + 1 in the G step's bwd (dx only). The same count is used for PyTorch's
     GFLOP/s, though PyTorch also computes D's parameter gradients in the G step."""
@@ -122,7 +128,7 @@ def step_flops(trainer, batch):
             if shape:
                 f = 2 * float(np.prod(shape)) * calls
                 flops += f
-                floor += f / (matmul_rate(*shape, repeat=5) * 1e9)
+                floor += f / (matmul_rate(*shape, repeat=5, xp=xp) * 1e9)
             x_shape = y_shape
     return flops, floor
 
@@ -166,7 +172,9 @@ def main():
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--cures", action="store_true", help="one row per cure instead of the PyTorch comparison")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     args = p.parse_args()
+    device = "cpu"
     if args.cures:
         print(machine())
         for batch in args.batch:
@@ -176,12 +184,15 @@ def main():
         import torch
         has_torch = not args.no_torch
         versions = f"; torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        if args.backend == "cupy":
+            has_torch, device = has_torch and torch.cuda.is_available(), "cuda"
+            versions += "" if torch.cuda.is_available() else " without CUDA: no PyTorch rows"
     except ImportError:
         has_torch, versions = False, "; torch not installed"
     print(machine() + versions)
     for batch in args.batch:
-        trainer, ours = minigan_step(batch)
-        theirs = torch_step(batch) if has_torch else None
+        trainer, ours = minigan_step(batch, backend=args.backend)
+        theirs = torch_step(batch, device=device) if has_torch else None
         ours(), ours()
         if theirs:
             theirs(), theirs()
@@ -195,7 +206,7 @@ def main():
                 theirs()
                 t_theirs.append(time.perf_counter() - t)
         m_ours = float(np.median(t_ours))
-        flops, floor = step_flops(trainer, batch)
+        flops, floor = step_flops(trainer, batch, trainer.xp)
         print(f"\nbatch {batch}: minigan {m_ours * 1e3:.1f} ms/step (median of {args.repeat})", end="")
         if theirs:
             m_theirs = float(np.median(t_theirs))
@@ -203,6 +214,10 @@ def main():
         print(f"\n  matmul FLOPs per step {flops / 1e9:.1f} G; minigan {flops / m_ours / 1e9:.0f} GFLOP/s"
               + (f", PyTorch {flops / m_theirs / 1e9:.0f} GFLOP/s" if theirs else "")
               + f"; floor at this run's matmul rates {floor * 1e3:.0f} ms (minigan at {floor / m_ours:.0%} of it)")
+        if args.backend == "cupy":  # host memory and per-layer host timers say nothing about the GPU
+            print(json.dumps({"batch": batch, "backend": "cupy", "minigan_ms": m_ours * 1e3,
+                              "torch_cuda_ms": m_theirs * 1e3 if theirs else None}))
+            continue
         mem = {"minigan": peak_memory("minigan", batch)}
         if theirs:
             mem["torch"] = peak_memory("torch", batch)

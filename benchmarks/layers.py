@@ -1,7 +1,7 @@
 """Forward and backward time of each DCGAN layer at batch 64, float32, beside a matmul of the
 same size measured in the same run.
 
-    python benchmarks/layers.py [--batch 64] [--repeat 7]
+    python benchmarks/layers.py [--batch 64] [--repeat 7] [--backend numpy|cupy]
 
 For a convolution the "same size" matmul is its im2col product: (out_ch, C*k*k) @ (C*k*k, N*H'*W')
 for Conv2D, (out_ch*k*k, in_ch) @ (in_ch, N*H*W) for ConvTranspose2D. Backward does two such
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import best_time, machine, matmul_rate  # noqa: E402
+from common import best_time, machine, matmul_rate, synced  # noqa: E402
 
-from minigan import models  # noqa: E402
+from minigan import backend, models  # noqa: E402
 from minigan.layers import Conv2D, ConvTranspose2D, Dense  # noqa: E402
 
 
@@ -37,22 +37,26 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy",
+                   help="cupy: the GPU, each timing ending with a device synchronize")
     args = p.parse_args()
-    print(machine())
+    xp = backend.get(args.backend)
+    print(machine() + ("" if xp is np else f"; CuPy {xp.__version__} on the GPU"))
     rng = np.random.default_rng(0)
     rows = []
     for name, model, x in (("G", models.dcgan_generator(), rng.standard_normal((args.batch, 100))),
                            ("D", models.dcgan_discriminator(), rng.uniform(-1, 1, (args.batch, 1, 28, 28)))):
-        x = x.astype(np.float32)
+        model.to(xp)
+        x = xp.asarray(x.astype(np.float32))
         for i, layer in enumerate(model.layers):
             y = layer.forward(x)
-            dy = rng.standard_normal(y.shape).astype(np.float32)
-            t_f = best_time(lambda: layer.forward(x), args.repeat)
-            t_b = best_time(lambda: layer.backward(dy), args.repeat)
+            dy = xp.asarray(rng.standard_normal(y.shape).astype(np.float32))
+            t_f = best_time(synced(lambda: layer.forward(x), xp), args.repeat)
+            t_b = best_time(synced(lambda: layer.backward(dy), xp), args.repeat)
             shape = gemm_shape(layer, x.shape, y.shape)
             if shape:
                 flops = 2 * np.prod(shape, dtype=np.float64)
-                ref = matmul_rate(*shape, repeat=args.repeat)
+                ref = matmul_rate(*shape, repeat=args.repeat, xp=xp)
                 rows.append((f"{name}.{i} {layer!r}"[:62], t_f, t_b, flops / t_f / 1e9, 2 * flops / t_b / 1e9, ref))
             else:
                 rows.append((f"{name}.{i} {layer!r}"[:62], t_f, t_b, None, None, None))

@@ -40,8 +40,12 @@ def test_spectral_norm_gradient(kind, a, b, k, seed):
     inner, shape = _sn_target(kind, rng, a, b, k)
     x = rng.standard_normal(shape)
     assert_gradients_match(SpectralNorm(inner, rng=seed), x, training=False, seed=seed)  # u, v fixed: exact
-    # In training each probe runs the power iteration again; converged, u and v stay put.
-    assert_gradients_match(SpectralNorm(inner, n_power_iterations=200, rng=seed), x, seed=seed)
+    # In training each probe runs the power iteration again; converged (a gap between the top two
+    # singular values lets 200 iterations converge), u and v are the singular vectors and stay put.
+    sn = SpectralNorm(inner, n_power_iterations=200, rng=seed)
+    values = np.linalg.svd(sn._matrix(inner.params["W"]).astype(np.float64), compute_uv=False)
+    assume(len(values) == 1 or values[1] < 0.8 * values[0])
+    assert_gradients_match(sn, x, seed=seed)
 
 
 @given(st.sampled_from(["dense", "conv", "convT"]), st.integers(2, 5), st.integers(2, 5), seeds)
@@ -88,8 +92,12 @@ def test_minibatch_stddev_groups_are_strided():
 def test_minibatch_discrimination_gradient(n, a, b, c, seed):
     rng = np.random.default_rng(seed)
     layer = MinibatchDiscrimination(a, b, c, rng=seed)
-    layer.params["T"] = rng.standard_normal(layer.params["T"].shape)
-    assert_gradients_match(layer, rng.standard_normal((n, a)), seed=seed)
+    layer.params["T"] = rng.standard_normal(layer.params["T"].shape) / np.sqrt(a * c)
+    x = rng.standard_normal((n, a))
+    M = (x @ layer.params["T"]).reshape(n, b, c)
+    # A pair at L1 distance ~25 has c = e^-25: its gradient is below what central differences resolve.
+    assume(n == 1 or np.abs(M[:, None] - M[None, :]).sum(axis=3).max() < 8)
+    assert_gradients_match(layer, x, seed=seed)
 
 
 def test_minibatch_discrimination_self_term_has_no_gradient():
@@ -153,10 +161,13 @@ def test_adversarial_losses_gradients(name, r, f):
     assume(away_from(r, [1.0]) and away_from(f, [-1.0]))  # hinge's kinks
     s_r, s_f = np.array(r).reshape(-1, 1), np.array(f).reshape(-1, 1)
     value, d_r, d_f = losses.d_loss(loss, s_r, s_f)
-    assert rel_error(d_r, numerical_gradient(lambda: losses.d_loss(loss, s_r, s_f)[0], s_r)) < TOL
-    assert rel_error(d_f, numerical_gradient(lambda: losses.d_loss(loss, s_r, s_f)[0], s_f)) < TOL
+    # atol: central differences of an O(1) loss cannot resolve a gradient entry below ~1e-9
+    # (rounding / 2·eps); where the gradient is 0 (LS at s = 1) only that floor is left.
+    check = lambda a, n: np.testing.assert_allclose(a, n, rtol=TOL, atol=1e-9)  # noqa: E731
+    check(d_r, numerical_gradient(lambda: losses.d_loss(loss, s_r, s_f)[0], s_r))
+    check(d_f, numerical_gradient(lambda: losses.d_loss(loss, s_r, s_f)[0], s_f))
     _, g = loss.g(s_f)
-    assert rel_error(g, numerical_gradient(lambda: loss.g(s_f)[0], s_f)) < TOL
+    check(g, numerical_gradient(lambda: loss.g(s_f)[0], s_f))
 
 
 def test_adversarial_losses_match_their_formulas():
