@@ -18,9 +18,9 @@ TOL = 1e-6
 seeds = st.integers(0, 2 ** 31 - 1)
 
 
-def assert_gradients_match(layer, x, **kw):
+def assert_gradients_match(layer, x, tol=TOL, **kw):
     errors = check_layer(layer, x, **kw)
-    assert all(v <= TOL for v in errors.values()), f"{layer}: {errors}"
+    assert all(v <= tol for v in errors.values()), f"{layer}: {errors}"
     return errors
 
 
@@ -39,13 +39,17 @@ def test_spectral_norm_gradient(kind, a, b, k, seed):
     rng = np.random.default_rng(seed)
     inner, shape = _sn_target(kind, rng, a, b, k)
     x = rng.standard_normal(shape)
-    assert_gradients_match(SpectralNorm(inner, rng=seed), x, training=False, seed=seed)  # u, v fixed: exact
-    # In training each probe runs the power iteration again; converged (a gap between the top two
-    # singular values lets 200 iterations converge), u and v are the singular vectors and stay put.
+    warm = SpectralNorm(inner, n_power_iterations=20, rng=seed)
+    warm.forward(x.astype(np.float32))  # u, v near the singular vectors: σ = uᵀWv well away from 0
+    assert_gradients_match(warm, x, training=False, seed=seed)  # eval: u, v held constant, exact
+    # In training each probe runs the power iteration again, so this compares the backward with the
+    # derivative of the true σ(W): equal once u and v are the singular vectors (a gap between the
+    # top two singular values lets 200 iterations converge). W/σ does not change along W itself,
+    # so dW is a difference of near-equal terms: 1e-5 here, the exact check above is at 1e-6.
     sn = SpectralNorm(inner, n_power_iterations=200, rng=seed)
     values = np.linalg.svd(sn._matrix(inner.params["W"]).astype(np.float64), compute_uv=False)
     assume(len(values) == 1 or values[1] < 0.8 * values[0])
-    assert_gradients_match(sn, x, seed=seed)
+    assert_gradients_match(sn, x, tol=1e-5, seed=seed)
 
 
 @given(st.sampled_from(["dense", "conv", "convT"]), st.integers(2, 5), st.integers(2, 5), seeds)
