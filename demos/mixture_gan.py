@@ -27,11 +27,12 @@ PUBLISHED = {  # (modes, % high quality), PacGAN (Lin et al. 2018), Table 1
 }
 
 
-def run(name, seed, *, steps, batch, hidden, lr, beta1=0.5, structure=None, options=None):
-    """Train one MLP GAN on 100,000 points of the mixture; return (score, 2,500 samples, s/step).
-    structure: the D-layer cures (minigan.cures.structure); options: the trainer's cure options."""
+def run(name, seed, *, steps, batch, hidden, lr, beta1=0.5, structure=None, options=None, n_points=100_000):
+    """Train one MLP GAN on n_points of the mixture for about `steps` steps (whole epochs);
+    return (score, 2,500 samples, s/step). structure: the D-layer cures (minigan.cures.structure);
+    options: the trainer's cure options."""
     import time
-    points = metrics.sample_mixture(name, 100_000, seed)
+    points = metrics.sample_mixture(name, n_points, seed)
     G = models.mlp_generator(2, 2, hidden=hidden, depth=3, seed=seed)
     D = models.mlp_discriminator(2, hidden=hidden, depth=3, seed=seed + 1000, **(structure or {}))
     t = GANTrainer(G, D, nz=2, lr=lr, beta1=beta1, seed=seed, log=lambda *a: None, log_every=100,

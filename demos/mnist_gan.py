@@ -100,8 +100,8 @@ def sample_only(args):
     G.to(backend.get(args.backend))
     z = np.random.default_rng(args.seed).standard_normal((args.n_samples, meta["config"]["nz"])).astype(np.float32)
     xp = backend.xp_of(G.layers[0].params["W"])
-    images = np.concatenate([backend.to_host(G.forward(backend.to_backend(z[i:i + 500], xp), training=False))
-                             for i in range(0, len(z), 500)])
+    images = np.concatenate([backend.to_host(G.forward(backend.to_backend(z[i:i + 128], xp), training=False))
+                             for i in range(0, len(z), 128)])
     path = viz.save_samples(args.out / "sample.png", {f"{args.sample.name} ({which}, eval mode)": images[:256]})
     print(f"wrote {path}")
     if args.npy:

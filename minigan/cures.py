@@ -181,10 +181,12 @@ def check_flags(p, args):
         bad = [x for x in args.diffaug.split(",") if x.strip() not in ("translation", "cutout")]
         if bad:
             p.error(f"--diffaug: expected 'translation', 'cutout' or both, comma-separated; got {args.diffaug!r}")
-    if args.mbstd and args.batch_size % min(args.mbstd, args.batch_size):
-        p.error(f"--mbstd {args.mbstd}: expected --batch-size to be a multiple of the group, got {args.batch_size}")
     if args.batch_size % args.pack:
         p.error(f"--pack {args.pack}: expected --batch-size to be a multiple of it, got {args.batch_size}")
+    seen = args.batch_size // args.pack  # the batch D's minibatch layers see
+    if args.mbstd and seen % min(args.mbstd, seen):
+        p.error(f"--mbstd {args.mbstd}: expected the batch D sees (--batch-size / --pack = {seen}) to be a "
+                f"multiple of the group")
 
 
 def structure(args):

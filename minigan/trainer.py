@@ -230,9 +230,9 @@ class GANTrainer:
         """The generator samples come from: the EMA copy when EMA is on, else G."""
         return self.G if self.ema is None else self.ema.model
 
-    def sample(self, z, *, training=False, chunk=500):
-        """sampler(z) on the host, in chunks. training=True uses batch statistics and leaves
-        the running ones as they were."""
+    def sample(self, z, *, training=False, chunk=128):
+        """sampler(z) on the host, in chunks (the layers keep work buffers of the chunk's size).
+        training=True uses batch statistics and leaves the running ones as they were."""
         G = self.sampler
         saved = [dict(layer.buffers) for layer in G.layers]
         out = [backend_mod.to_host(G.forward(backend_mod.to_backend(z[i:i + chunk], self.xp), training))

@@ -55,3 +55,33 @@ def test_evaluate_a_checkpoint(tmp_path, mnist_dir):
     # the real-vs-real floor, here the test split against itself: FID ~ 0, IS near the classifier's
     assert abs(result["fid"]["real_train_vs_test"]) < 1e-6 and result["inception_score"]["real_train_vs_test"] > 8
     assert result["fid"]["generated"] > 1 and result["classes_present"]["real_train_vs_test"] == 10
+
+
+def test_cures_benchmark_quick_2d(tmp_path):
+    out = run("cures.py", "2d", "--quick", "--out", str(tmp_path), cwd=tmp_path)
+    table = (tmp_path / "table_2d.md").read_text()
+    arms = [line.split("|")[2].strip() for line in table.splitlines()[2:]]
+    assert len(arms) >= 14 and {"gan", "pacgan4", "unrolled5", "ema", "stack"} <= set(arms), table
+    for arm in arms:
+        samples = np.load(tmp_path / "ring" / arm / "seed0.npy")
+        assert samples.shape == (2500, 2) and samples.dtype.kind == "f" and np.isfinite(samples).all()
+        assert (tmp_path / "ring" / arm / "flags.txt").is_file()
+        assert (tmp_path / "ring" / f"{arm}.png").read_bytes()[:8] == PNG
+    assert "--pack 4" in (tmp_path / "ring" / "pacgan4" / "flags.txt").read_text() and "wrote" in out
+
+
+def test_cures_benchmark_quick_mnist(tmp_path):
+    run("cures.py", "mnist", "--quick", "--out", str(tmp_path), cwd=tmp_path)
+    table = (tmp_path / "table_mnist.md").read_text()
+    arms = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
+    assert {"plain", "ema", "diffaug", "sn", "hinge", "mbstd", "lecam", "pacgan2", "pixel-mmd", "feature-mmd"} <= set(arms)
+    for arm in arms:
+        scores = json.loads((tmp_path / "mnist" / arm / "seed0.json").read_text())
+        assert {"inception_score", "fid", "kid", "kl_to_uniform", "classes_present", "r_t", "ms_per_step"} <= set(scores)
+        assert (tmp_path / "mnist" / arm / "grid.png").read_bytes()[:8] == PNG
+
+
+def test_cures_benchmark_refuses_an_unknown_arm(tmp_path):
+    r = subprocess.run([sys.executable, str(DEMOS / "cures.py"), "2d", "--arms", "magic", "--out", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--arms: unknown magic" in r.stderr and "Traceback" not in r.stderr
