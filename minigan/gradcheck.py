@@ -80,7 +80,7 @@ def gradient_report(layer, x, *, training=True, full=None, n_directions=6, seed=
 
     rng = np.random.default_rng(seed)
     layer = copy.deepcopy(layer).to(np, np.float64)
-    for leaf in _leaves(layer):
+    for leaf in layer.leaves():
         leaf.hold_draw = True
     x = np.array(backend.to_host(x), dtype=np.float64)
     R = rng.standard_normal(layer.output_shape(x.shape))
@@ -106,11 +106,6 @@ def gradient_report(layer, x, *, training=True, full=None, n_directions=6, seed=
             ana = np.array([np.sum(analytic[name] * d) for d in dirs])
             report[name] = (rel_error(ana, num), f"{n_directions} random directions, {arr.size:,} entries")
     return report
-
-
-def _leaves(layer):
-    for inner in getattr(layer, "layers", None) or [layer]:
-        yield from (_leaves(inner) if inner is not layer else [inner])
 
 
 # ---- the command line ---------------------------------------------------------------------

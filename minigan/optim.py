@@ -146,7 +146,7 @@ class EMA:
 
     @staticmethod
     def _copy_buffers(shadow, source):
-        for a, b in zip(_leaves(shadow), _leaves(source)):
+        for a, b in zip(shadow.leaves(), source.leaves()):
             for k, v in b.buffers.items():
                 a.buffers[k] = v.copy()
 
@@ -159,8 +159,3 @@ class EMA:
             raise ValueError("EMA.load_state_dict: expected the update count 't', found none")
         self.t = int(state.pop("t"))
         self.model.load_state_dict(state)
-
-
-def _leaves(model):
-    for layer in getattr(model, "layers", [model]):
-        yield from (_leaves(layer) if hasattr(layer, "layers") else [layer])

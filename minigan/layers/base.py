@@ -123,6 +123,10 @@ class Layer:
             a = self._scratch[name] = xp.empty(shape, like.dtype)
         return a
 
+    def leaves(self):
+        """The layers that do the work: this one (a Sequential yields its layers', nested ones too)."""
+        yield self
+
     def named_parameters(self, prefix=""):
         """(name, layer, key) for each parameter; optimizers update layer.params[key]."""
         for k in self.params:

@@ -57,6 +57,10 @@ class Sequential(Layer):
             dy = dx
         return dy
 
+    def leaves(self):
+        for layer in self.layers:
+            yield from layer.leaves()
+
     def named_parameters(self, prefix=""):
         for i, layer in enumerate(self.layers):
             yield from layer.named_parameters(f"{prefix}{i}.")
