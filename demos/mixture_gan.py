@@ -65,7 +65,10 @@ def main(argv=None):
     cures.check_flags(p, args)
     cured = dict(structure=cures.structure(args), options=cures.trainer_options(args))
     cured["options"].pop("cures")
-    label = cure_label(args)
+    return cli.run("mixture_gan.py", compare, args, cured, cure_label(args))
+
+
+def compare(args, cured, label):
     results = {}
     for name in args.mixtures:
         means, _ = metrics.mixture(name)

@@ -26,14 +26,14 @@ def check_numbers(p, args, *, at_least_1=(), at_least_0=(), positive=()):
 def run(script, body, *args):
     """body(*args) with the user's mistakes turned into one line naming the file or flag and exit 2;
     a diverged run (minigan.trainer.TrainingDiverged) is exit 1."""
-    from .trainer import TrainingDiverged
+    from .trainer import BadOption, TrainingDiverged
 
     try:
         return body(*args) or 0
     except TrainingDiverged as e:
         print(f"{script}: {e}", file=sys.stderr)
         return 1
-    except (UserError, checkpoint.CheckpointError, checkpoint.RunLocked, data.DataError) as e:
+    except (UserError, BadOption, checkpoint.CheckpointError, checkpoint.RunLocked, data.DataError) as e:
         print(f"{script}: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a folder that cannot be written, a full disk: the last checkpoint is intact

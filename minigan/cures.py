@@ -28,28 +28,30 @@ class Terms:
 
     def __init__(self, config, D):
         c = config
+        from .trainer import BadOption
         if c["loss"] not in losses.ADVERSARIAL:
-            raise ValueError(f"GANTrainer: expected loss in {sorted(losses.ADVERSARIAL)}, got {c['loss']!r}")
+            raise BadOption(f"GANTrainer: expected loss in {sorted(losses.ADVERSARIAL)}, got {c['loss']!r}")
         for name in ("lr_d", "lr_g"):
             if not (isinstance(c[name], (int, float)) and math.isfinite(c[name]) and c[name] > 0):
-                raise ValueError(f"GANTrainer: expected {name} > 0 and finite, got {c[name]!r}")
+                raise BadOption(f"GANTrainer: expected {name} > 0 and finite, got {c[name]!r}")
         if not 0 <= c["beta1"] < 1:
-            raise ValueError(f"GANTrainer: expected 0 <= beta1 < 1, got {c['beta1']!r}")
+            raise BadOption(f"GANTrainer: expected 0 <= beta1 < 1, got {c['beta1']!r}")
         for name in ("mmd_weight", "d_mmd_weight", "feature_matching", "lecam"):
             if not (math.isfinite(c[name]) and c[name] >= 0):
-                raise ValueError(f"GANTrainer: expected {name} >= 0 and finite, got {c[name]!r}")
+                raise BadOption(f"GANTrainer: expected {name} >= 0 and finite, got {c[name]!r}")
         for name, least in (("d_steps", 1), ("unroll", 0)):
             if not isinstance(c[name], (int, np.integer)) or c[name] < least:
-                raise ValueError(f"GANTrainer: expected {name} to be an int >= {least}, got {c[name]!r}")
+                raise BadOption(f"GANTrainer: expected {name} to be an int >= {least}, got {c[name]!r}")
         if c["ema"] is not None and not 0 <= c["ema"] < 1:
-            raise ValueError(f"GANTrainer: expected an EMA decay in [0, 1), got {c['ema']!r}")
+            raise BadOption(f"GANTrainer: expected an EMA decay in [0, 1), got {c['ema']!r}")
         if c["mmd_space"] not in ("pixels", "features"):
-            raise ValueError(f"GANTrainer: expected mmd_space 'pixels' or 'features', got {c['mmd_space']!r}")
+            raise BadOption(f"GANTrainer: expected mmd_space 'pixels' or 'features', got {c['mmd_space']!r}")
         n = len(D.layers)
         f = c["feature_layer"]
         if not isinstance(f, (int, np.integer)) or not 0 <= f < n - 1:
-            raise ValueError(f"GANTrainer: expected feature_layer to be the index of one of D's layers "
-                             f"0..{n - 2} (not the last: D's head needs a layer), got {f!r}; D is:\n{D!r}")
+            raise BadOption(f"GANTrainer: expected feature_layer to be the index of one of D's layers "
+                             f"0..{n - 2} (not the last: D's head needs a layer), got {f!r}; D's layers: "
+                             + ", ".join(f"{i} {type(layer).__name__}" for i, layer in enumerate(D.layers)))
         adv = losses.ADVERSARIAL[c["loss"]]
         self.lecam = losses.LeCam() if c["lecam"] else None
         self.mmd_sigmas, self.last_mmd = c["mmd_sigmas"], 0.0

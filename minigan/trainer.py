@@ -25,6 +25,10 @@ from .optim import EMA, Adam
 STATS = ("loss_d", "loss_g", "d_x", "d_g_z", "mmd", "r_t")
 
 
+class BadOption(ValueError):
+    """An option the trainer cannot use (raised before it makes any state)."""
+
+
 class TrainingDiverged(RuntimeError):
     """A loss or the model's state became NaN or Inf; the message names the step and the last
     good checkpoint."""

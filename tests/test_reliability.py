@@ -384,3 +384,8 @@ def test_every_demo_answers_a_mistake_in_one_line(script, args, message):
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len([line for line in r.stderr.splitlines() if line.startswith(script.split(".")[0]) or
                 script in line]) >= 1
+
+
+def test_a_feature_layer_that_does_not_exist_is_one_line(tmp_path):
+    r = demo("mnist_gan.py", "--dry-run", "--feature-layer", "40", "--feature-matching", "1", "--out", tmp_path)
+    one_line_error(r, "expected feature_layer to be the index of one of D's layers 0..5", "got 40", "6 Dense")
