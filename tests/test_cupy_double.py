@@ -82,7 +82,6 @@ OPS_CEILING = {"plain": 900, "cured": 1200}
 def test_resume_is_bit_identical_on_the_double(fake, tmp_path):
     data = np.tanh(np.random.default_rng(0).standard_normal((24, 1, 28, 28))).astype(np.float32)
     whole = tiny(out_dir=tmp_path / "a", backend="cupy", ema=0.99, cures=dict(diffaug="translation"))
-    whole.D = whole.D  # noqa: the same object; for symmetry with the resumed run below
     whole.fit(data, epochs=2, batch_size=8)
     part = tiny(out_dir=tmp_path / "b", backend="cupy", ema=0.99, cures=dict(diffaug="translation"))
     step = part.train_step
