@@ -14,6 +14,8 @@ import fakecupy
 from minigan import backend, checkpoint, models
 from minigan.trainer import GANTrainer, latest_checkpoint
 
+from test_trainer import stop_at
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
@@ -84,13 +86,7 @@ def test_resume_is_bit_identical_on_the_double(fake, tmp_path):
     whole = tiny(out_dir=tmp_path / "a", backend="cupy", ema=0.99, cures=dict(diffaug="translation"))
     whole.fit(data, epochs=2, batch_size=8)
     part = tiny(out_dir=tmp_path / "b", backend="cupy", ema=0.99, cures=dict(diffaug="translation"))
-    step = part.train_step
-
-    def stop(real, z):
-        if part.step == 1:
-            part._request_stop(None, None)
-        return step(real, z)
-    part.train_step = stop
+    stop_at(part, 1)
     assert part.fit(data, epochs=2, batch_size=8) == "interrupted"
     resumed = tiny(out_dir=tmp_path / "b", backend="cupy", ema=0.99, cures=dict(diffaug="translation"))
     resumed.restore(latest_checkpoint(tmp_path / "b"))

@@ -14,6 +14,8 @@ from minigan.layers.augment import shift
 from minigan.optim import EMA
 from minigan.trainer import GANTrainer, latest_checkpoint
 
+from test_trainer import stop_at
+
 TOL = 1e-6
 seeds = st.integers(0, 2 ** 31 - 1)
 
@@ -269,13 +271,7 @@ def test_resume_mid_epoch_with_every_cure_is_bit_identical(tmp_path):
     whole = make(tmp_path / "a")
     whole.fit(data, epochs=2, batch_size=8)
     part = make(tmp_path / "b")
-    step = part.train_step
-
-    def stop_after_4(real, z):
-        if part.step == 3:
-            part._request_stop(None, None)
-        return step(real, z)
-    part.train_step = stop_after_4
+    stop_at(part, 3)
     assert part.fit(data, epochs=2, batch_size=8) == "interrupted"
     resumed = make(tmp_path / "b")
     resumed.restore(latest_checkpoint(tmp_path / "b"))

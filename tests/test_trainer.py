@@ -26,6 +26,17 @@ def make(tmp_path=None, seed=0, **kw):
     return GANTrainer(G, D, nz=4, seed=seed, out_dir=tmp_path, log_every=4, log=lambda *a: None, **kw)
 
 
+def stop_at(trainer, step):
+    """Make `trainer` ask itself to stop (as Ctrl-C does) when it reaches `step` steps."""
+    train_step = trainer.train_step
+
+    def stopping(real, z):
+        if trainer.step == step:
+            trainer._request_stop(None, None)
+        return train_step(real, z)
+    trainer.train_step = stopping
+
+
 def everything(trainer):
     arrays, meta = trainer.state()
     return {k: np.asarray(v) for k, v in arrays.items()}, meta
