@@ -8,8 +8,14 @@ VEEGAN/PacGAN protocol of demos/mixture_gan.py) and the DCGAN on MNIST.
 An arm is a set of the demos' cure flags (the same names as demos/mnist_gan.py; --arms picks
 some by name). Writes, per mixture and arm: OUT/<ring|grid>/<arm>/seed<k>.npy (the 2,500
 samples, float (2500, 2)), flags.txt, a scatter panel OUT/<ring|grid>/<arm>.png, and
-OUT/table_2d.md; for MNIST: OUT/mnist/<arm>/seed<k>.json (the scores), flags.txt, grid.png
-(seed 0's EMA or plain generator on one fixed z) and OUT/table_mnist.md.
+OUT/table_2d.md; for MNIST: OUT/mnist/<arm>/seed<k>.json (the scores), seed<k>_samples.npy
+(the 10,000 scored samples, float16, for other scorers), flags.txt, grid.png (seed 0's EMA or
+plain generator on one fixed z) and OUT/table_mnist.md.
+
+Each run's scores are kept in OUT as it ends, and a run already there is not run again: a
+stopped benchmark resumes where it was, several processes can share one OUT (different
+--arms), and the tables are rebuilt from every run in OUT. An arm whose flags changed is
+refused until its folder is removed.
 """
 import argparse
 import json
@@ -20,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigan import cli, cures, data, metrics, models, viz
+from minigan import checkpoint, cli, cures, data, metrics, models, viz
 from minigan.trainer import GANTrainer
 
 ARMS_2D = {
@@ -68,10 +74,11 @@ def run_mnist(images, test, arm, flags, seed, steps, batch, n_eval, z_grid):
     t.fit(images, epochs=epochs, batch_size=batch)
     wall = time.perf_counter() - start
     z = np.random.default_rng([seed, 9]).standard_normal((n_eval, 100)).astype(np.float32)
-    r = metrics.evaluate(t.sample(z), test)
-    scores = {k: r[k] for k in ("inception_score", "fid", "kid", "kl_to_uniform", "classes_present")}
+    samples = t.sample(z)
+    r = metrics.evaluate(samples, test)
+    scores = {k: r[k] for k in ("inception_score", "fid", "fid_shift", "kid", "kl_to_uniform", "classes_present")}
     scores.update(r_t=t.history[-1]["r_t"], ms_per_step=wall / t.step * 1e3, wall_s=wall, steps=t.step)
-    return scores, t.sample(z_grid)
+    return scores, samples, t.sample(z_grid)
 
 
 def mean_sd(values):
@@ -79,29 +86,34 @@ def mean_sd(values):
 
 
 def suite_2d(args):
-    rows = ["| mixture | arm | flags | modes | % high quality | reverse KL | worst seed (modes / % HQ / KL) | ms/step |",
-            "|---|---|---|---:|---:|---:|---|---:|"]
     for mixture in args.mixtures:
         means, _ = metrics.mixture(mixture)
         for arm, flags in pick(ARMS_2D, args.arms).items():
-            folder = args.out / mixture / arm
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "flags.txt").write_text(flags + "\n")
-            scores, panels, ms = [], {}, []
+            folder = arm_folder(args.out / mixture / arm, flags)
             for seed in range(args.seeds):
-                score, samples, per_step = run_2d(mixture, arm, flags, seed, args.steps, args.batch_size, 1e-3,
-                                                  args.steps * args.batch_size if args.quick else 100_000)
-                np.save(folder / f"seed{seed}.npy", samples.astype(np.float64))
-                scores.append(score)
-                ms.append(per_step)
-                panels[f"seed {seed}: {score['modes']} modes, {100 * score['high_quality']:.0f}% HQ"] = samples
-                print(f"{mixture} {arm} seed {seed}: {json.dumps(score)}", flush=True)
-            viz.save_samples(args.out / mixture / f"{arm}.png", panels, reference=means)
-            worst = min(scores, key=lambda s: (s["modes"], s["high_quality"]))
-            rows.append(f"| {mixture} | {arm} | `{flags or '(none)'}` | {mean_sd([s['modes'] for s in scores])} | "
-                        f"{mean_sd([100 * s['high_quality'] for s in scores])} | "
-                        f"{mean_sd([s['reverse_kl'] for s in scores])} | {worst['modes']} / "
-                        f"{100 * worst['high_quality']:.1f} / {worst['reverse_kl']:.3f} | {np.mean(ms):.1f} |")
+                def one_run():
+                    score, samples, ms = run_2d(mixture, arm, flags, seed, args.steps, args.batch_size, 1e-3,
+                                                args.steps * args.batch_size if args.quick else 100_000)
+                    save_npy(folder / f"seed{seed}.npy", samples.astype(np.float64))
+                    return dict(score, ms_per_step=ms)
+                kept(folder / f"seed{seed}.json", f"{mixture} {arm} seed {seed}", one_run)
+            runs = seeds_on_disk(folder)
+            viz.save_samples(args.out / mixture / f"{arm}.png", {
+                f"seed {k}: {r['modes']} modes, {100 * r['high_quality']:.0f}% HQ": np.load(folder / f"seed{k}.npy")
+                for k, r in runs.items()}, reference=means)
+    rows = ["| mixture | arm | flags | seeds | modes | % high quality | reverse KL | worst seed (modes / % HQ / KL) "
+            "| ms/step |", "|---|---|---|---:|---:|---:|---:|---|---:|"]
+    for mixture in ("ring", "grid"):
+        for arm, flags in ARMS_2D.items():
+            runs = list(seeds_on_disk(args.out / mixture / arm).values())
+            if not runs:
+                continue
+            col = lambda k, scale=1: mean_sd([scale * r[k] for r in runs])  # noqa: E731
+            worst = min(runs, key=lambda s: (s["modes"], s["high_quality"]))
+            rows.append(f"| {mixture} | {arm} | `{flags or '(none)'}` | {len(runs)} | {col('modes')} | "
+                        f"{col('high_quality', 100)} | {col('reverse_kl')} | {worst['modes']} / "
+                        f"{100 * worst['high_quality']:.1f} / {worst['reverse_kl']:.3f} | "
+                        f"{np.mean([r['ms_per_step'] for r in runs]):.1f} |")
     write_table(args.out / "table_2d.md", rows)
 
 
@@ -116,25 +128,76 @@ def suite_mnist(args):
         test = data.to_float(data.load_mnist("test", data_dir=args.test_dir)[0])
     print(f"data: {source}; {args.steps} steps per arm, batch {args.batch_size}, {args.n_eval:,} samples scored")
     z_grid = np.random.default_rng(1234).standard_normal((64, 100)).astype(np.float32)
-    rows = ["| arm | flags | IS | FID | KID | KL to uniform | classes | r_t | ms/step | wall s |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for arm, flags in pick(ARMS_MNIST, args.arms).items():
-        folder = args.out / "mnist" / arm
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "flags.txt").write_text(flags + "\n")
-        runs = []
+        folder = arm_folder(args.out / "mnist" / arm, flags)
         for seed in range(args.seeds):
-            scores, grid = run_mnist(images, test, arm, flags, seed, args.steps, args.batch_size, args.n_eval, z_grid)
-            (folder / f"seed{seed}.json").write_text(json.dumps(scores, indent=1))
-            if seed == 0:
-                viz.save_samples(folder / "grid.png", {f"{arm}, seed 0": grid})
-            runs.append(scores)
-            print(f"mnist {arm} seed {seed}: {json.dumps(scores)}", flush=True)
-        col = lambda k: mean_sd([r[k] for r in runs])  # noqa: E731
-        rows.append(f"| {arm} | `{flags or '(none)'}` | {col('inception_score')} | {col('fid')} | {col('kid')} | "
-                    f"{col('kl_to_uniform')} | {col('classes_present')} | {col('r_t')} | {col('ms_per_step')} | "
-                    f"{col('wall_s')} |")
+            def one_run():
+                scores, samples, grid = run_mnist(images, test, arm, flags, seed, args.steps, args.batch_size,
+                                                  args.n_eval, z_grid)
+                save_npy(folder / f"seed{seed}_samples.npy", samples.astype(np.float16))  # for other scorers
+                if seed == 0:
+                    viz.save_samples(folder / "grid.png", {f"{arm}, seed 0 (fixed z)": grid})
+                return scores
+            kept(folder / f"seed{seed}.json", f"mnist {arm} seed {seed}", one_run)
+    rows = ["| arm | flags | seeds | IS | FID | FID (2nd extractor) | KID | KL to uniform | classes | r_t | "
+            "ms/step | wall s |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for arm, flags in ARMS_MNIST.items():
+        folder = args.out / "mnist" / arm
+        on_disk = seeds_on_disk(folder)
+        runs = list(on_disk.values())
+        if not runs:
+            continue
+        for seed, r in on_disk.items():
+            if "fid_shift" not in r:  # scored before the second extractor existed: score its saved samples
+                samples = np.load(folder / f"seed{seed}_samples.npy").astype(np.float32)
+                r["fid_shift"] = metrics.fid_second(samples, test)
+                with checkpoint.atomic_file(folder / f"seed{seed}.json") as tmp:
+                    Path(tmp).write_text(json.dumps(r, indent=1))
+        col = lambda k, scale=1: mean_sd([scale * r[k] for r in runs])  # noqa: E731
+        rows.append(f"| {arm} | `{flags or '(none)'}` | {len(runs)} | {col('inception_score')} | {col('fid')} | "
+                    f"{col('fid_shift')} | "
+                    f"{col('kid')} | {col('kl_to_uniform')} | {col('classes_present')} | {col('r_t')} | "
+                    f"{col('ms_per_step')} | {col('wall_s')} |")
+    real = metrics.evaluate(images, test)
+    rows.append(f"| real digits (the training images vs the test split) | | | {real['inception_score']:.3g} | "
+                f"{real['fid']:.3g} | {real['fid_shift']:.3g} | {real['kid']:.3g} | {real['kl_to_uniform']:.2g} | "
+                f"{real['classes_present']} | | | |")
     write_table(args.out / "table_mnist.md", rows)
+
+
+def arm_folder(folder, flags):
+    """OUT/.../<arm>, holding the arm's flags.txt; results made with other flags are refused."""
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = folder / "flags.txt"
+    if saved.is_file() and saved.read_text().strip() != flags:
+        raise cli.UserError(f"{folder}: its runs were made with flags {saved.read_text().strip()!r}, this arm "
+                            f"is now {flags!r}; remove the folder or choose another --out")
+    saved.write_text(flags + "\n")
+    return folder
+
+
+def kept(path, label, one_run):
+    """The scores of one run, from `path` when an earlier invocation left them there (so a
+    benchmark can be stopped, resumed and spread over processes), else run and written atomically."""
+    if path.is_file():
+        print(f"{label}: kept from {path}", flush=True)
+        return json.loads(path.read_text())
+    scores = one_run()
+    with checkpoint.atomic_file(path) as tmp:
+        Path(tmp).write_text(json.dumps(scores, indent=1))
+    print(f"{label}: {json.dumps(scores)}", flush=True)
+    return scores
+
+
+def seeds_on_disk(folder):
+    """{seed: scores} of the runs saved in an arm's folder, in seed order."""
+    found = {int(p.stem[4:]): json.loads(p.read_text()) for p in folder.glob("seed*.json") if p.stem[4:].isdigit()}
+    return dict(sorted(found.items()))
+
+
+def save_npy(path, array):
+    with checkpoint.atomic_file(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
 
 
 def pick(arms, names):

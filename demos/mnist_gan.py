@@ -1,6 +1,7 @@
 """Train a DCGAN on MNIST (or Fashion-MNIST) with minigan, on the CPU (NumPy) or a GPU (CuPy).
 
     python demos/mnist_gan.py                       # CPU: about 1,200 steps, under 10 minutes on 2 cores
+    python demos/mnist_gan.py --plain               # the DCGAN as published, without the default's cures
     python demos/mnist_gan.py --backend cupy        # the same on a GPU
     python demos/mnist_gan.py --resume              # continue the run in --out from its last checkpoint
     python demos/mnist_gan.py --sample runs/mnist_gan/checkpoints/ckpt-e010-s0000780.npz
@@ -26,6 +27,14 @@ from minigan.trace import trace
 from minigan.trainer import GANTrainer
 
 STEPS_BY_DEFAULT = 1200
+# The default run: the best stack of the MNIST table of demos/cures.py at this budget (README,
+# "Every cure side by side"). --plain: the DCGAN as published (Radford et al. 2016), no cures.
+DEFAULT_STACK = {"lr": 1e-3, "ema": 0.999}
+PLAIN = {"lr": 2e-4, "ema": None}
+
+
+def flags_text(values):
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items() if v is not None) or "(none)"
 
 
 def parse_args(argv=None):
@@ -40,8 +49,9 @@ def parse_args(argv=None):
                    help=f"passes over the data. Default: enough for about {STEPS_BY_DEFAULT:,} steps "
                         "(15 on the 5,000-digit fallback, 1 on the full 60,000)")
     p.add_argument("--batch-size", type=int, default=64, help="Default: 64")
-    p.add_argument("--lr", type=float, default=2e-4,
-                   help="Adam's learning rate for G and D (see --lr-d, --lr-g). Default: 2e-4")
+    p.add_argument("--lr", type=float,
+                   help=f"Adam's learning rate for G and D (see --lr-d, --lr-g). Default: {DEFAULT_STACK['lr']:g} "
+                        f"({PLAIN['lr']:g} with --plain)")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1. Default: 0.5")
     p.add_argument("--nz", type=int, default=100, help="size of the latent vector z. Default: 100")
     p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and z (>= 0). Default: 0")
@@ -71,7 +81,13 @@ def parse_args(argv=None):
                         "(also: MINIGAN_REFERENCE=1)")
     p.add_argument("--dry-run", action="store_true",
                    help="3 steps on synthetic data with a batch of 8: checks the whole pipeline in seconds")
+    p.add_argument("--plain", action="store_true",
+                   help=f"the DCGAN as published (Adam {PLAIN['lr']:g}, no cures) instead of the default stack "
+                        f"{flags_text(DEFAULT_STACK)}; cure flags given with it still apply")
     cures.add_flags(p, images=True)
+    p.set_defaults(**DEFAULT_STACK)
+    if p.parse_known_args(argv)[0].plain:
+        p.set_defaults(**PLAIN)
     args = p.parse_args(argv)
     if args.dry_run:
         args.batch_size, args.epochs = 8, args.epochs or 1
@@ -144,6 +160,8 @@ def train(args):
     epochs = args.epochs or max(1, round(STEPS_BY_DEFAULT / steps))
     print(f"data: {source}: {len(images):,} images; {epochs} epochs of {steps} steps, batch {args.batch_size}, "
           f"backend {args.backend}")
+    print("--plain: the DCGAN as published" if args.plain else f"the default stack: {flags_text(DEFAULT_STACK)}"
+          + " (--plain for the DCGAN as published)")
     trainer = build_trainer(args, images)
     with checkpoint.RunLock(args.out):
         if args.resume:
@@ -151,7 +169,11 @@ def train(args):
             if ckpt is None or not ckpt.is_file():
                 raise UserError(f"--resume: no checkpoint "
                                 f"{'in ' + str(args.out / 'checkpoints') if ckpt is None else ckpt}")
-            trainer.restore(ckpt)
+            try:
+                trainer.restore(ckpt)
+            except checkpoint.CheckpointError as e:
+                raise UserError(f"{e} (the default run is {flags_text(DEFAULT_STACK)}; --plain is the DCGAN "
+                                "without cures)") from e
             saved_batch = trainer.config["batch_size"]
             if trainer.step_in_epoch and saved_batch != args.batch_size:
                 raise UserError(f"--resume {ckpt}: it stopped mid-epoch with --batch-size {saved_batch}; "

@@ -93,3 +93,41 @@ def test_trace_prints_the_first_step(tmp_path):
     assert lines[0].startswith("forward  G.0 Dense") and "(8, 12544)" in lines[0]
     assert any(line.startswith("backward G.0 Dense") and "|dW|" in line for line in lines)
     assert len(lines) == 12 + 3 * 7 * 2 + 12  # G forward, D 3x forward and backward, G backward
+
+
+def load_demo():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("mnist_gan_demo", DEMO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_default_is_the_readme_stack_and_plain_is_the_published_dcgan(tmp_path):
+    from minigan import models
+    from minigan.trainer import GANTrainer
+    demo = load_demo()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"`{demo.flags_text(demo.DEFAULT_STACK)}`" in readme  # the README names the default flags
+    images = np.random.default_rng(0).uniform(-1, 1, (16, 1, 28, 28)).astype(np.float32)
+
+    default = demo.build_trainer(demo.parse_args(["--out", str(tmp_path / "d")]), images).config
+    expected = dict(demo.DEFAULT_STACK)
+    lr = expected.pop("lr")
+    assert default["lr_g"] == default["lr_d"] == lr and {k: default[k] for k in expected} == expected
+
+    # --plain: the trainer, and 2 steps of it, equal a GANTrainer built with the DCGAN's published settings
+    plain = demo.build_trainer(demo.parse_args(["--plain", "--out", str(tmp_path / "p")]), images)
+    dcgan = GANTrainer(models.dcgan_generator(100, seed=0), models.dcgan_discriminator(seed=1), nz=100, lr=2e-4,
+                       beta1=0.5, seed=0, log=lambda *a: None)
+    assert plain.config["cures"] == dict(sn=False, diffaug=None, mbstd=0, mbdisc=0, pack=1)  # D as built by default
+    assert dict(plain.config, cures={}) == dcgan.config and plain.config["ema"] is None
+    for t in (plain, dcgan):
+        t.log = lambda *a: None
+        t.out_dir = None
+        t.fit(images, epochs=1, batch_size=8)
+    assert all(np.array_equal(a, b) for a, b in zip(plain.G.state_dict().values(), dcgan.G.state_dict().values()))
+
+    # cure flags given with --plain still apply
+    mixed = demo.build_trainer(demo.parse_args(["--plain", "--ema", "--out", str(tmp_path / "m")]), images).config
+    assert mixed["ema"] == 0.999 and mixed["lr_g"] == 2e-4

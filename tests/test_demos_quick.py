@@ -39,6 +39,9 @@ def test_autoencoder_quick(tmp_path, conv):
 def test_shipped_classifier_is_accurate_and_recorded():
     model, record = metrics.load_classifier()
     assert record["command"].startswith("python demos/train_classifier.py") and record["test_accuracy"] >= 0.95
+    second, record = metrics.load_classifier(metrics.SHIFT_WEIGHTS)  # the second extractor, and its docstring
+    assert record["command"].replace("\\\n        ", "") in (DEMOS / "train_classifier.py").read_text().replace(
+        "\\\n        ", "") and "test" in record["train"] and record["test_accuracy"] >= 0.97
 
 
 def test_evaluate_a_checkpoint(tmp_path, mnist_dir):
@@ -75,10 +78,29 @@ def test_cures_benchmark_quick_mnist(tmp_path):
     table = (tmp_path / "table_mnist.md").read_text()
     arms = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
     assert {"plain", "ema", "diffaug", "sn", "hinge", "mbstd", "lecam", "pacgan2", "pixel-mmd", "feature-mmd"} <= set(arms)
-    for arm in arms:
+    assert arms[-1].startswith("real digits")
+    for arm in arms[:-1]:
         scores = json.loads((tmp_path / "mnist" / arm / "seed0.json").read_text())
-        assert {"inception_score", "fid", "kid", "kl_to_uniform", "classes_present", "r_t", "ms_per_step"} <= set(scores)
+        assert {"inception_score", "fid", "fid_shift", "kid", "kl_to_uniform", "classes_present", "r_t",
+                "ms_per_step", "wall_s"} <= set(scores)
+        samples = np.load(tmp_path / "mnist" / arm / "seed0_samples.npy")
+        assert samples.shape == (64, 1, 28, 28) and np.abs(samples).max() <= 1
         assert (tmp_path / "mnist" / arm / "grid.png").read_bytes()[:8] == PNG
+
+
+def test_cures_benchmark_keeps_finished_runs_and_refuses_changed_flags(tmp_path):
+    first = run("cures.py", "2d", "--quick", "--arms", "gan", "ema", "--out", str(tmp_path), cwd=tmp_path)
+    saved = (tmp_path / "ring" / "ema" / "seed0.json").read_text()
+    # a second process on the same OUT: the finished runs are kept, the new arm is added to one table
+    again = run("cures.py", "2d", "--quick", "--arms", "ema", "ls", "--out", str(tmp_path), cwd=tmp_path)
+    assert "ring ema seed 0: kept from" in again and "ring ls seed 0: {" in again and "kept" not in first
+    assert (tmp_path / "ring" / "ema" / "seed0.json").read_text() == saved
+    table = (tmp_path / "table_2d.md").read_text()
+    assert [line.split("|")[2].strip() for line in table.splitlines()[2:]] == ["gan", "ls", "ema"]
+    (tmp_path / "ring" / "ls" / "flags.txt").write_text("--loss hinge\n")
+    r = subprocess.run([sys.executable, str(DEMOS / "cures.py"), "2d", "--quick", "--arms", "ls", "--out",
+                        str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 2 and "were made with flags '--loss hinge', this arm is now '--loss ls'" in r.stderr
 
 
 def test_cures_benchmark_refuses_an_unknown_arm(tmp_path):

@@ -358,7 +358,7 @@ def test_resuming_mid_epoch_with_another_batch_size_is_one_line(tmp_path):
 
 def test_resuming_with_another_learning_rate_is_taken_and_recorded(tmp_path):
     out = tmp_path / "out"
-    assert demo("mnist_gan.py", "--dry-run", "--out", out).returncode == 0
+    assert demo("mnist_gan.py", "--dry-run", "--out", out, "--lr", "2e-4").returncode == 0
     r = demo("mnist_gan.py", "--dry-run", "--out", out, "--resume", "--epochs", "2", "--lr", "1e-3", "--beta1", "0.6")
     assert r.returncode == 0, r.stderr
     assert "lr_g changed from 0.0002 to 0.001 at step 3" in r.stdout and "beta1 changed from 0.5 to 0.6" in r.stdout
