@@ -71,7 +71,7 @@ def run_mnist(images, test, arm, flags, seed, steps, batch, n_eval, z_grid):
     t = GANTrainer(G, D, nz=100, lr=args.lr or 2e-4, seed=seed, log=lambda *a: None, **cures.trainer_options(args))
     epochs = max(1, round(steps / (len(images) // batch)))
     start = time.perf_counter()
-    t.fit(images, epochs=epochs, batch_size=batch)
+    finished(t, t.fit(images, epochs=epochs, batch_size=batch), f"mnist {arm} seed {seed}")
     wall = time.perf_counter() - start
     z = np.random.default_rng([seed, 9]).standard_normal((n_eval, 100)).astype(np.float32)
     samples = t.sample(z)
@@ -79,6 +79,13 @@ def run_mnist(images, test, arm, flags, seed, steps, batch, n_eval, z_grid):
     scores = {k: r[k] for k in ("inception_score", "fid", "fid_shift", "kid", "kl_to_uniform", "classes_present")}
     scores.update(r_t=t.history[-1]["r_t"], ms_per_step=wall / t.step * 1e3, wall_s=wall, steps=t.step)
     return scores, samples, t.sample(z_grid)
+
+
+def finished(trainer, status, label):
+    """A run stopped by a signal is not a result: it is not recorded, and the benchmark stops."""
+    if status != "done":
+        raise cli.Stopped(f"{label}: stopped by {trainer.stop_signal} at step {trainer.step}; not recorded (the "
+                          "same command resumes the benchmark from the runs already kept)", trainer.stop_signal)
 
 
 def mean_sd(values):

@@ -39,7 +39,10 @@ def run(name, seed, *, steps, batch, hidden, lr, beta1=0.5, structure=None, opti
                    **dict(options or {}, cures=structure or {}))
     steps_per_epoch = len(points) // batch
     start = time.perf_counter()
-    t.fit(points, epochs=max(1, round(steps / steps_per_epoch)), batch_size=batch)
+    status = t.fit(points, epochs=max(1, round(steps / steps_per_epoch)), batch_size=batch)
+    if status != "done":  # a stopped run is not a result
+        raise cli.Stopped(f"{name} seed {seed}: stopped by {t.stop_signal} at step {t.step}; not recorded",
+                          t.stop_signal)
     per_step = (time.perf_counter() - start) / max(t.step, 1)
     z = np.random.default_rng([seed, 3]).standard_normal((2500, 2)).astype(np.float32)
     samples = t.sample(z)

@@ -23,13 +23,24 @@ def check_numbers(p, args, *, at_least_1=(), at_least_0=(), positive=()):
             p.error(f"expected --{name.replace('_', '-')} > 0 (finite), got {v}")
 
 
+class Stopped(Exception):
+    """A run stopped by SIGINT or SIGTERM before its end (exit 130 or 143, the shells' codes)."""
+
+    def __init__(self, message, signal_name):
+        super().__init__(message)
+        self.code = 143 if signal_name == "SIGTERM" else 130
+
+
 def run(script, body, *args):
     """body(*args) with the user's mistakes turned into one line naming the file or flag and exit 2;
-    a diverged run (minigan.trainer.TrainingDiverged) is exit 1."""
+    a diverged run (minigan.trainer.TrainingDiverged) is exit 1, a stopped one (Stopped) 130 or 143."""
     from .trainer import BadOption, TrainingDiverged
 
     try:
         return body(*args) or 0
+    except Stopped as e:
+        print(f"{script}: {e}", file=sys.stderr)
+        return e.code
     except TrainingDiverged as e:
         print(f"{script}: {e}", file=sys.stderr)
         return 1

@@ -107,3 +107,16 @@ def test_cures_benchmark_refuses_an_unknown_arm(tmp_path):
     r = subprocess.run([sys.executable, str(DEMOS / "cures.py"), "2d", "--arms", "magic", "--out", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "--arms: unknown magic" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_stopped_benchmark_run_is_not_recorded(tmp_path):
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, str(DEMOS / "cures.py"), "2d", "--arms", "gan", "--mixtures", "ring",
+                             "--seeds", "1", "--steps", "10000000", "--out", str(tmp_path)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # into the training loop (imports and data take a second or two)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "stopped by SIGTERM" in err and "not recorded" in err, err[-2000:]
+    assert not (tmp_path / "ring" / "gan" / "seed0.json").exists() and "Traceback" not in err
