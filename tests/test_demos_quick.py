@@ -60,11 +60,30 @@ def test_evaluate_a_checkpoint(tmp_path, mnist_dir):
     assert result["fid"]["generated"] > 1 and result["classes_present"]["real_train_vs_test"] == 10
 
 
+def readme_commands(marker):
+    """The cures.py arguments of each command in the README's block marked <!-- marker -->,
+    with --out dropped (the tests give their own)."""
+    import re
+    import shlex
+    readme = (DEMOS.parent / "README.md").read_text()
+    block = re.search(rf"<!-- {marker} -->\s*```bash\n(.*?)\n```", readme, re.S)
+    assert block, f"README.md has no block marked <!-- {marker} -->"
+    commands = []
+    for line in block.group(1).splitlines():
+        words = shlex.split(line)
+        assert words[:2] == ["python", "demos/cures.py"], line
+        i = words.index("--out")
+        commands.append(words[2:i] + words[i + 2:])
+    return commands
+
+
 def test_cures_benchmark_quick_2d(tmp_path):
-    out = run("cures.py", "2d", "--quick", "--out", str(tmp_path), cwd=tmp_path)
+    (command,) = readme_commands("cures-2d")  # the README's command, --quick
+    out = run("cures.py", *command, "--quick", "--out", str(tmp_path), cwd=tmp_path)
     table = (tmp_path / "table_2d.md").read_text()
     arms = [line.split("|")[2].strip() for line in table.splitlines()[2:]]
     assert len(arms) >= 14 and {"gan", "pacgan4", "unrolled5", "ema", "stack"} <= set(arms), table
+    assert "mbdisc" not in arms  # the slow arm runs only when named
     for arm in arms:
         samples = np.load(tmp_path / "ring" / arm / "seed0.npy")
         assert samples.shape == (2500, 2) and samples.dtype.kind == "f" and np.isfinite(samples).all()
@@ -74,7 +93,8 @@ def test_cures_benchmark_quick_2d(tmp_path):
 
 
 def test_cures_benchmark_quick_mnist(tmp_path):
-    run("cures.py", "mnist", "--quick", "--out", str(tmp_path), cwd=tmp_path)
+    for command in readme_commands("cures-mnist"):  # the README's commands, --quick, into one folder
+        run("cures.py", *command, "--quick", "--out", str(tmp_path), cwd=tmp_path)
     table = (tmp_path / "table_mnist.md").read_text()
     arms = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
     assert {"plain", "ema", "diffaug", "sn", "hinge", "mbstd", "lecam", "pacgan2", "pixel-mmd", "feature-mmd"} <= set(arms)
