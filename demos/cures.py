@@ -35,6 +35,7 @@ ARMS_2D = {
     "ema": "--ema 0.999", "pixel-mmd": "--mmd-weight 1", "feature-mmd": "--mmd-weight 1 --mmd-space features",
     "feature-matching": "--feature-matching 1", "stack": "--ema 0.999 --mmd-weight 5",
     "stack-features": "--ema 0.999 --mmd-weight 1 --mmd-space features",
+    "stack-fm": "--ema 0.999 --mmd-weight 1 --mmd-space features --feature-matching 1",
 }
 # Left out unless named in --arms: at batch 256 minibatch discrimination's 256 × 256 × 20 × 5
 # pairwise tensor makes a step ~60 times the plain one (about 70 minutes a run on 2 cores).
@@ -93,6 +94,9 @@ def finished(trainer, status, label):
 
 
 def mean_sd(values):
+    infinite = int(np.sum(~np.isfinite(values)))
+    if infinite:  # a reverse KL with no mode captured
+        return f"∞ ({infinite} of {len(values)} seeds)"
     return f"{np.mean(values):.3g} ± {np.std(values):.2g}"
 
 
