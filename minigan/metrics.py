@@ -6,9 +6,11 @@
 - KID: the unbiased MMD² with the cubic kernel k(x, y) = (xᵀy/d + 1)³ on the same features,
   averaged over random subsets (mean and standard deviation)
 - the class histogram of the samples and its KL divergence to uniform
+- fid_shift: FID under a second extractor, the same network trained on the test split with
+  random shifts, so that a cure which matches one classifier's features is caught
 
-The classifier's weights ship with the package (minigan/weights/mnist_classifier.npz), made by
-`python demos/train_classifier.py`; the command and its test accuracy are stored beside them.
+Both classifiers' weights ship with the package (minigan/weights/), made by
+`python demos/train_classifier.py`; the command and its held-out accuracy are stored beside them.
 """
 from pathlib import Path
 
@@ -19,8 +21,6 @@ from .layers import Conv2D, Dense, Flatten, LeakyReLU, Sequential
 from .losses import log_softmax
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "mnist_classifier.npz"
-# A second opinion for FID (`fid_shift`): the same network trained on the other split (the test
-# split) with random 2-pixel shifts, so a cure that matches one extractor's features is caught.
 SHIFT_WEIGHTS = WEIGHTS.with_name("mnist_classifier_shift.npz")
 FEATURES = 64
 
@@ -111,19 +111,15 @@ def evaluate(images, reference, model=None, second=None):
     """All the metrics for `images` against `reference` images ((N, 1, 28, 28) in [-1, 1]);
     `fid_shift` is FID under the second extractor (`second`, by default SHIFT_WEIGHTS')."""
     model = model or load_classifier()[0]
+    second = second or load_classifier(SHIFT_WEIGHTS)[0]
     f, p = features_and_probs(model, images)
     fr, _ = features_and_probs(model, reference)
     hist = class_histogram(p)
     kid_mean, kid_std = kid(f, fr)
-    return dict(fid=fid(f, fr), fid_shift=fid_second(images, reference, second), inception_score=inception_score(p),
-                kid=kid_mean, kid_std=kid_std, class_histogram=[round(float(h), 4) for h in hist],
+    fid_shift = fid(features_and_probs(second, images)[0], features_and_probs(second, reference)[0])
+    return dict(fid=fid(f, fr), fid_shift=fid_shift, inception_score=inception_score(p), kid=kid_mean,
+                kid_std=kid_std, class_histogram=[round(float(h), 4) for h in hist],
                 kl_to_uniform=kl_to_uniform(hist), classes_present=int((hist > 0).sum()))
-
-
-def fid_second(images, reference, second=None):
-    """FID of `images` against `reference` under the second extractor (SHIFT_WEIGHTS)."""
-    second = second or load_classifier(SHIFT_WEIGHTS)[0]
-    return fid(features_and_probs(second, images)[0], features_and_probs(second, reference)[0])
 
 
 # ---- the 2-D mode-collapse benchmark (VEEGAN, Srivastava et al. 2017; PacGAN, Lin et al. 2018) ----
