@@ -97,7 +97,11 @@ def mean_sd(values):
     infinite = int(np.sum(~np.isfinite(values)))
     if infinite:  # a reverse KL with no mode captured
         return f"∞ ({infinite} of {len(values)} seeds)"
-    return f"{np.mean(values):.3g} ± {np.std(values):.2g}"
+    def number(x, digits):
+        return f"{x:,.0f}" if abs(x) >= 10 ** digits else f"{x:.{digits}g}"
+    if len(values) == 1:
+        return number(values[0], 3)
+    return f"{number(np.mean(values), 3)} ± {number(np.std(values), 2)}"
 
 
 def suite_2d(args):
@@ -166,8 +170,8 @@ def suite_mnist(args):
                     f"{col('kid')} | {col('kl_to_uniform')} | {col('classes_present')} | {col('r_t')} | "
                     f"{col('ms_per_step')} | {col('wall_s')} |")
     real = metrics.evaluate(images, test)
-    rows.append(f"| real digits (the training images vs the test split) | | | {real['inception_score']:.3g} | "
-                f"{real['fid']:.3g} | {real['fid_shift']:.3g} | {real['kid']:.3g} | {real['kl_to_uniform']:.2g} | "
+    rows.append(f"| real digits (the training images vs the test split) | | | {mean_sd([real['inception_score']])} | "
+                f"{mean_sd([real['fid']])} | {mean_sd([real['fid_shift']])} | {mean_sd([real['kid']])} | {real['kl_to_uniform']:.2g} | "
                 f"{real['classes_present']} | | | |")
     write_table(args.out / "table_mnist.md", rows)
 

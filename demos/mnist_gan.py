@@ -70,7 +70,7 @@ def parse_args(argv=None):
     p.add_argument("--eval-every", type=int, default=5, metavar="N",
                    help="every N epochs, print and log to metrics.jsonl classifier FID (and under the second "
                         "extractor), IS, KID and the class histogram's KL to uniform of 2,000 samples against "
-                        "2,000 training images (about 3 s). 0: off. Default: 5")
+                        "2,000 training images (a few seconds). 0: off. Default: 5")
     p.add_argument("--trace", action="store_true",
                    help="print each layer's output statistics and gradient norms during the first step, "
                         "one labelled block per pass (D on real, D on fake, D in G's step); that step "
