@@ -55,11 +55,17 @@ def parse_args(argv=None):
     p.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1. Default: 0.5")
     p.add_argument("--nz", type=int, default=100, help="size of the latent vector z. Default: 100")
     p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and z (>= 0). Default: 0")
-    p.add_argument("--out", type=Path, default=Path("runs/mnist_gan"), help="Default: runs/mnist_gan")
+    p.add_argument("--out", type=Path,
+                   help="the run's folder. A new run refuses a folder that holds another run (see --resume, "
+                        "--overwrite). Default: runs/mnist_gan (runs/dry_run with --dry-run)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in --out even though it holds another run's files, deleting them "
+                        "(only the files a run writes: checkpoints, log.csv, metrics.jsonl, grids, curves)")
     p.add_argument("--keep", type=int, default=3, help="checkpoints kept. Default: 3")
-    p.add_argument("--resume", nargs="?", const="latest", metavar="CKPT",
-                   help="continue from CKPT, or with no value from the newest readable checkpoint in --out "
-                        "(a damaged newest one is skipped, with a message)")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="CKPT|RUN",
+                   help="continue from a checkpoint file, or from the newest readable checkpoint of a run folder "
+                        "(then --out defaults to that folder), or with no value of --out's run (a damaged newest "
+                        "checkpoint is skipped, with a message)")
     p.add_argument("--sample", metavar="CKPT", type=Path,
                    help="no training: draw a grid from CKPT's generator (its EMA copy if it kept one) into "
                         "--out/sample.png")
@@ -91,6 +97,9 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.dry_run:
         args.batch_size, args.epochs = 8, args.epochs or 1
+    if args.out is None:  # a dry run never writes into a real run's default folder
+        resumed_run = args.resume not in (None, "latest") and Path(args.resume).is_dir()
+        args.out = Path(args.resume) if resumed_run else Path("runs/dry_run" if args.dry_run else "runs/mnist_gan")
     cli.check_numbers(p, args, at_least_1=("epochs", "batch_size", "nz", "keep", "n_samples"),
                       at_least_0=("eval_every", "seed"), positive=("lr",))
     if not 0 <= args.beta1 < 1:
@@ -152,7 +161,36 @@ def build_trainer(args, images):
                       **cures.trainer_options(args))
 
 
+def resume_target(args):
+    """The checkpoint --resume names, read and checked now, before anything is written (None
+    without --resume): a file, or the newest readable checkpoint of a run folder."""
+    if not args.resume:
+        return None
+    where = args.out if args.resume == "latest" else Path(args.resume)
+    if where.is_dir() or args.resume == "latest":
+        folder = where / "checkpoints" if (where / "checkpoints").is_dir() else where
+        ckpt = checkpoint.newest_loadable(folder)
+        if ckpt is None:
+            raise UserError(f"--resume: no checkpoint in {folder}")
+        return ckpt
+    if not where.is_file():
+        raise UserError(f"--resume: no checkpoint {where}")
+    checkpoint.load_run(where)
+    return where
+
+
+def claim_out(args, ckpt):
+    """The run's folder: a new run (or a resume into another folder) must not mix into another
+    run's files (checkpoint.claim_folder); a resume in its own folder continues it."""
+    own = ckpt is not None and ckpt.resolve().parent == (args.out / "checkpoints").resolve()
+    if not own:
+        checkpoint.claim_folder(args.out, overwrite=args.overwrite, dry_run=args.dry_run,
+                                hint="continue it with --resume, choose a fresh --out, or delete its files and "
+                                     "start over with --overwrite")
+
+
 def train(args):
+    ckpt = resume_target(args)
     images, source = load_images(args)
     if args.batch_size > len(images):
         raise UserError(f"--batch-size {args.batch_size}: expected at most the {len(images):,} images of {source}")
@@ -164,11 +202,8 @@ def train(args):
           + " (--plain for the DCGAN as published)")
     trainer = build_trainer(args, images)
     with checkpoint.RunLock(args.out):
-        if args.resume:
-            ckpt = checkpoint.newest_loadable(args.out / "checkpoints") if args.resume == "latest" else Path(args.resume)
-            if ckpt is None or not ckpt.is_file():
-                raise UserError(f"--resume: no checkpoint "
-                                f"{'in ' + str(args.out / 'checkpoints') if ckpt is None else ckpt}")
+        claim_out(args, ckpt)
+        if ckpt is not None:
             try:
                 trainer.restore(ckpt)
             except checkpoint.CheckpointError as e:
