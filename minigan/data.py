@@ -118,22 +118,26 @@ def _atomic_write(path, data):
         os.fsync(f.fileno())
 
 
-def download(name, folder, mirrors, md5, *, size=None, timeout=30, deadline=600, log=print):
+def download(name, folder, mirrors, md5, *, size=None, timeout=30, deadline=600, min_rate=4000, window=30,
+             log=print):
     """Fetch `name` from the first mirror that serves it with the right MD5; write it atomically
     into `folder`. A failed, corrupt or truncated download leaves nothing behind.
 
-    Bounded: each read waits at most `timeout` s, a whole file at most `deadline` s (checked
-    between reads, so a mirror that trickles bytes is given up on), and a body larger than
-    `size` (the canonical file's size; MAX_DOWNLOAD when unknown) is refused before it is kept.
+    Bounded: each read waits at most `timeout` s; a mirror that averages under `min_rate`
+    bytes/s over a `window` of seconds is abandoned (checked as bytes arrive, one window after
+    another, so a trickling mirror costs one window, not the deadline); a whole file takes at
+    most `deadline` s; a body larger than `size` (the canonical file's size; MAX_DOWNLOAD when
+    unknown) is refused before it is kept.
     """
     errors = []
     cap = size or MAX_DOWNLOAD
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
         try:
-            data = _fetch(url, cap, timeout, deadline)
+            data = _fetch(url, cap, timeout, deadline, min_rate, window)
         except _TooSlowOrLarge as e:
             errors.append(f"{url}: {e}")
+            log(f"gave up on {url}: {e}")
             continue
         except Exception as e:  # URLError, HTTPError, timeouts, resets: try the next mirror
             errors.append(f"{url}: {e}")
@@ -152,9 +156,9 @@ class _TooSlowOrLarge(Exception):
     pass
 
 
-def _fetch(url, cap, timeout, deadline):
-    start = time.monotonic()
-    chunks, total = [], 0
+def _fetch(url, cap, timeout, deadline, min_rate, window):
+    start = mark = time.monotonic()
+    chunks, total, total_at_mark = [], 0, 0
     with urllib.request.urlopen(url, timeout=timeout) as r:
         declared = r.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > cap:
@@ -166,9 +170,17 @@ def _fetch(url, cap, timeout, deadline):
             total += len(chunk)
             if total > cap:
                 raise _TooSlowOrLarge(f"sent more than the {cap:,} bytes expected; stopped reading")
-            if time.monotonic() - start > deadline:
+            now = time.monotonic()
+            if now - start > deadline:
                 raise _TooSlowOrLarge(f"not finished after the {deadline:g} s deadline ({total:,} of at most "
                                       f"{cap:,} bytes); gave up")
+            if now - mark >= window:
+                rate = (total - total_at_mark) / (now - mark)
+                if rate < min_rate:
+                    raise _TooSlowOrLarge(f"too slow: averaged {rate:,.0f} bytes/s over {now - mark:.3g} s (the "
+                                          f"floor is {min_rate:,} bytes/s over {window:g} s); abandoned after "
+                                          f"{total:,} of at most {cap:,} bytes")
+                mark, total_at_mark = now, total
             chunks.append(chunk)
 
 
