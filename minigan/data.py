@@ -165,6 +165,8 @@ def download(name, folder, mirrors, md5, *, size=None, timeout=30, deadline=600,
     most `deadline` s; a body larger than `size` (the canonical file's size; MAX_DOWNLOAD when
     unknown) is refused before it is kept.
     """
+    if not (min_rate >= 0 and window > 0):
+        raise ValueError(f"download: expected min_rate >= 0 bytes/s and window > 0 s, got {min_rate!r} and {window!r}")
     errors = []
     cap = size or MAX_DOWNLOAD
     for mirror in mirrors:

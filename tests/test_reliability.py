@@ -216,6 +216,8 @@ def test_a_trickling_mirror_is_abandoned_for_the_next_one(tmp_path, slow_server)
         data.download(name, tmp_path, [slow_server + "trickle/"], good_md5, size=200_000, min_rate=1000,
                       window=0.5, log=said.append)
     assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=r"download: expected min_rate >= 0 bytes/s and window > 0 s, got 1000 and 0"):
+        data.download(name, tmp_path, [slow_server + "good/"], good_md5, min_rate=1000, window=0)
 
 
 def test_the_canonical_sizes_cap_real_downloads():
