@@ -2,6 +2,7 @@
 checkpoint write, damaged files, full and read-only disks, two runs on one folder, a trickling
 mirror, and flags the run would choke on. Real processes and a real HTTP server on 127.0.0.1."""
 import errno
+import hashlib
 import http.server
 import json
 import os
@@ -136,15 +137,23 @@ def test_a_damaged_newest_checkpoint_is_skipped_with_a_message(tmp_path):
     assert f"skipping a damaged checkpoint: {newest}" in r.stdout and f"resumed from {older}" in r.stdout
 
 
+GOOD_BODY = b"the good mirror's file " * 100
+
+
 class _Slow(http.server.BaseHTTPRequestHandler):
     """/trickle: one byte every 50 ms of a 100 kB body; /huge: a Content-Length of 1 GB;
-    /endless: more bytes than any expected size, no Content-Length."""
+    /endless: more bytes than any expected size, no Content-Length; /good: GOOD_BODY at once."""
 
     def log_message(self, *a):
         pass
 
     def do_GET(self):
         self.send_response(200)
+        if "/good/" in self.path:
+            self.send_header("Content-Length", str(len(GOOD_BODY)))
+            self.end_headers()
+            self.wfile.write(GOOD_BODY)
+            return
         if self.path.endswith("/huge/t10k-labels-idx1-ubyte.gz"):
             self.send_header("Content-Length", str(1 << 30))
             self.end_headers()
@@ -184,6 +193,28 @@ def test_downloads_have_a_deadline_and_a_size_cap(tmp_path, slow_server, path, s
         data.download("t10k-labels-idx1-ubyte.gz", tmp_path, [slow_server + path], "0" * 32, size=size,
                       timeout=5, deadline=1)
     assert time.monotonic() - start_time < 15 and not list(tmp_path.iterdir())
+
+
+def test_a_trickling_mirror_is_abandoned_for_the_next_one(tmp_path, slow_server):
+    """Under min_rate bytes/s averaged over a window: given up after one window (here 0.5 s,
+    30 s by default), saying so, with the default 600 s deadline left far away."""
+    name, good_md5 = "t10k-labels-idx1-ubyte.gz", hashlib.md5(GOOD_BODY).hexdigest()
+    said = []
+    start_time = time.monotonic()
+    path = data.download(name, tmp_path, [slow_server + "trickle/", slow_server + "good/"], good_md5,
+                         size=200_000, min_rate=1000, window=0.5, log=said.append)
+    assert time.monotonic() - start_time < 5 and path.read_bytes() == GOOD_BODY
+    assert said[0].startswith(f"gave up on {slow_server}trickle/{name}: too slow: averaged ")
+    assert said[-1] == f"downloaded {slow_server}good/{name}"
+    path.unlink()
+    with pytest.raises(data.DataError, match=r"could not download t10k-labels-idx1-ubyte.gz: .*trickle/.*: too slow: "
+                                             r"averaged [0-9]{1,3} bytes/s over 0.5\d* s \(the floor is 1,000 "
+                                             r"bytes/s over 0.5 s\); abandoned after [0-9]+ of at most 200,000"):
+        data.download(name, tmp_path, [slow_server + "trickle/"], good_md5, size=200_000, min_rate=1000,
+                      window=0.5, log=said.append)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=r"download: expected min_rate >= 0 bytes/s and window > 0 s, got 1000 and 0"):
+        data.download(name, tmp_path, [slow_server + "good/"], good_md5, min_rate=1000, window=0)
 
 
 def test_the_canonical_sizes_cap_real_downloads():
