@@ -98,6 +98,7 @@ class GAN:
         if needed and isinstance(spot, int):  # wrap D's layer there in a Tap, which keeps its parameters' names
             D.layers[spot] = self.features = Tap(D.layers[spot], "features")
         self.taps, self.d_steps = Taps(), 1
+        self.d_grads_in_g_step = False  # ∂L_G/∂θ_D: only the second-order unroll needs them
         self.lr = {name: lr for name in self.nets}
         self.betas = {name: (beta1, 0.999) for name in self.nets}
         for cure in self.cures:
@@ -149,9 +150,20 @@ class GAN:
         return xp.stack([xp.asarray(v, np.float32) for v in (loss_d, loss_g, d_x, d_g_z, mmd, r_t)])
 
     def d_update(self, real, fake):
-        """One step of D. Real and fake go through D separately (BatchNorm and the minibatch layers
-        see one kind at a time); each pass sums its terms' gradients at D's output (and at its
-        features) and runs one backward. Returns (L_D, s_real, s_fake)."""
+        """One step of D: its gradients (d_gradients), the cures' extra work (penalties), Adam, and
+        the hooks after it. Returns (L_D, s_real, s_fake)."""
+        loss, s_real, s_fake, _ = self.d_gradients(real, fake)
+        loss = loss + sum(cure.d_extra(self, real, fake) for cure in self.cures)
+        self.opt["D"].step()
+        for cure in self.cures:
+            cure.after_d(self, s_real, s_fake)
+        return loss, s_real, s_fake
+
+    def d_gradients(self, real, fake):
+        """D's loss and its gradients in D.grads. Real and fake go through D separately (BatchNorm
+        and the minibatch layers see one kind at a time); each pass sums its terms' gradients at
+        D's output (and at its features) and runs one backward.
+        Returns (L_D, s_real, s_fake, ∂L_D/∂fake)."""
         D, at = self.D, self.taps.at
         s_real = D.forward(real)
         h_real = self.features.value if self.features else None
@@ -161,14 +173,10 @@ class GAN:
         s_fake = D.forward(fake)
         loss_fake, ds = at("d_fake", s_fake)
         loss_feat = self._at_features("d_fake_features", h_real)
-        D.backward(ds)
+        dfake = D.backward(ds)
         for name, layer, k in D.named_parameters():
             layer.grads[k] += grads_real[name]
-        loss_extra = sum(cure.d_extra(self, real, fake) for cure in self.cures)
-        self.opt["D"].step()
-        for cure in self.cures:
-            cure.after_d(self, s_real, s_fake)
-        return loss_real + loss_fake + loss_feat + loss_extra, s_real, s_fake
+        return loss_real + loss_fake + loss_feat, s_real, s_fake, dfake
 
     def g_update(self, real, fake):
         """One step of G through D (D's own parameter gradients are not needed: param_grads=False).
@@ -182,7 +190,7 @@ class GAN:
         s_fake = D.forward(fake)
         loss_adv, ds = at("g_fake", s_fake)
         loss_feat = self._at_features("g_fake_features", h_real)
-        dfake = D.backward(ds, param_grads=False)
+        dfake = D.backward(ds, param_grads=self.d_grads_in_g_step)
         loss_pix, dpix = at("g_fake_pixels", fake, real)
         G.backward(dfake if dpix is None else dfake + dpix)
         loss_extra = sum(cure.g_extra(self, real, fake) for cure in self.cures)

@@ -52,9 +52,9 @@ def tiny(seed=0, **kw):
                                           diffaug="translation,cutout"),
                                      dict(sn=True, mbstd=4, mbdisc=5, pack=2),
                                      dict(madgan=3, madgan_sim=0.5), dict(ebgan=True),
-                                     dict(mrgan=0.2, mrgan_diffusion=True)],
+                                     dict(mrgan=0.2, mrgan_diffusion=True), dict(unroll=1, unroll_order=2)],
                          ids=["plain", "pixel-mmd", "ema-hinge-lecam-fm-diffaug", "sn-mbstd-mbdisc-pack", "madgan-sim",
-                              "ebgan", "mrgan-diffusion"])
+                              "ebgan", "mrgan-diffusion", "unroll-second-order"])
 def test_a_step_reads_nothing_from_the_device_and_equals_numpy(fake, options):
     cpu, gpu = tiny(backend="numpy", **options), tiny(backend="cupy", **options)
     rng = np.random.default_rng(0)
@@ -65,19 +65,23 @@ def test_a_step_reads_nothing_from_the_device_and_equals_numpy(fake, options):
     fake.counts.reset()
     stats_gpu = gpu.train_step(real_d, z_d)
     assert fake.counts.reads == 0, "train_step read from the device"
-    ceiling = OPS_CEILING["plain" if not options else "mrgan" if "mrgan" in options else "cured"]
+    ceiling = OPS_CEILING["plain" if not options else "more passes" if {"mrgan", "unroll"} & set(options) else "cured"]
     assert fake.counts.ops <= ceiling, f"{fake.counts.ops} operations in one step, more than {ceiling}"
     np.testing.assert_allclose(backend.to_host(stats_gpu), stats_cpu, rtol=1e-4, atol=1e-6)
     for model in cpu.model.nets:
         ours, theirs = cpu.model.nets[model].grads, gpu.model.nets[model].grads
         for k, g in ours.items():
-            np.testing.assert_allclose(backend.to_host(theirs[k]), g, rtol=2e-3, atol=1e-6, err_msg=f"{model}/{k}")
+            # The second-order unroll's central differences scale rounding by 1/ε: the two
+            # backends' sums, rounded differently, then differ by more than elsewhere.
+            atol = 1e-3 * float(np.abs(g).max()) if options.get("unroll_order") == 2 else 1e-6
+            np.testing.assert_allclose(backend.to_host(theirs[k]), g, rtol=2e-3, atol=atol, err_msg=f"{model}/{k}")
 
 
 # Operations (kernel launches on a GPU) in one step, measured with the im2col/col2im kernels:
 # 842 plain, 926 with pixel MMD, about 1,100 with the cures above. The slices made it ~1,400.
-# MRGAN with its diffusion D2 runs G, D and E once more and trains D2: 1,848.
-OPS_CEILING = {"plain": 900, "cured": 1200, "mrgan": 2000}
+# MRGAN with its diffusion D2 runs G, D and E once more and trains D2: 1,848; the second-order
+# unroll of one step, a D update, two D gradients and a G backward more: 2,406.
+OPS_CEILING = {"plain": 900, "cured": 1200, "more passes": 2500}
 
 
 def test_resume_is_bit_identical_on_the_double(fake, tmp_path):

@@ -200,3 +200,34 @@ def test_the_own_cure_page_runs_as_written(tmp_path, monkeypatch, capsys):
     other = GANTrainer(G, D, nz=2, drift=0.1, out_dir=tmp_path, log=lambda *a: None)
     with pytest.raises(OptionsDiffer, match=r"saved with drift=0.5, this run has drift=0.1"):
         other.restore(latest_checkpoint(tmp_path))
+
+
+@pytest.mark.parametrize("arm", [dict(), dict(loss="ls", mbstd=2)], ids=["ns", "ls-mbstd"])
+def test_second_order_unrolling_differentiates_through_ds_adam_steps(arm):
+    """unroll_order=2: G's gradient is that of L_G(θ_G, θ_D^K(θ_G)), D's K Adam steps included
+    (Metz et al.), against central differences of that whole function; the first-order surrogate
+    misses the term."""
+    from minigan.cures.unroll import restore, snapshot
+    from minigan.optim import Adam
+    gan, real, z = make(dict(unroll=2, unroll_order=2, **arm))
+    gan.opt["D"] = Adam(gan.D, lr=0.05, betas=(0.5, 0.999))
+    gan.d_update(real, gan.G.forward(z))  # Adam's moments are not zero when the unrolled steps start
+    unroll = next(c for c in gan.cures if c.name == "unroll")
+    start = snapshot(gan)
+
+    def unrolled_loss():
+        restore(gan, start, rng=True)
+        fake = gan.G.forward(z)
+        unroll.before_g(gan, real, fake)
+        loss = gan.g_update(real, fake)
+        unroll.after_g(gan, real, fake)
+        return pure(gan, lambda: loss)
+
+    unrolled_loss()
+    second = gan.opt["G"].grads
+    check(gan, "G", unrolled_loss, second, rtol=1e-5)
+    unroll.order, gan.d_grads_in_g_step = 1, False
+    unrolled_loss()
+    first = gan.opt["G"].grads
+    with pytest.raises(AssertionError, match="G: analytic"):
+        check(gan, "G", unrolled_loss, first, rtol=1e-5)  # the second-order term is not negligible here
