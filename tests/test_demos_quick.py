@@ -65,9 +65,9 @@ def readme_commands(marker):
     with --out dropped (the tests give their own)."""
     import re
     import shlex
-    readme = (DEMOS.parent / "README.md").read_text()
+    readme = (DEMOS.parent / "docs" / "results.md").read_text()
     block = re.search(rf"<!-- {marker} -->\s*```bash\n(.*?)\n```", readme, re.S)
-    assert block, f"README.md has no block marked <!-- {marker} -->"
+    assert block, f"docs/results.md has no block marked <!-- {marker} -->"
     commands = []
     for line in block.group(1).splitlines():
         words = shlex.split(line)
