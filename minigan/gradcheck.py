@@ -340,10 +340,12 @@ def _load_module(where):
         raise
     except ImportError as e:
         raise UsageError(f"cannot import {where}: {e}")
-    except Exception as e:  # the file itself fails: say where, in one line (a layer refused by the contract, too)
-        frame = traceback.extract_tb(e.__traceback__)[-1]
-        line = getattr(e, "lineno", None) or frame.lineno
-        file = Path(getattr(e, "filename", None) or frame.filename).name
+    except Exception as e:  # the file itself fails: say where in it, in one line (a layer the contract refuses too)
+        package = str(Path(__file__).parent)
+        frames = [f for f in traceback.extract_tb(e.__traceback__)
+                  if not (f.filename.startswith(package) or f.filename.startswith("<"))] or [None]
+        line = getattr(e, "lineno", None) or (frames[-1] and frames[-1].lineno)
+        file = Path(getattr(e, "filename", None) or (frames[-1] and frames[-1].filename) or where).name
         raise UsageError(f"cannot load {where}: {type(e).__name__} at {file} line {line}: {e}")
 
 
