@@ -1,12 +1,15 @@
-"""Numerical gradients by central differences in float64, to check any layer's backward.
+"""Numerical gradients by central differences in float64, to check any layer's backward and the
+derivative of its backward.
 
-    from minigan.gradcheck import check_layer
+    from minigan.gradcheck import check_layer, check_double_backward
     errors = check_layer(Conv2D(3, 4, 3, stride=2), x)   # {'x': 3e-11, 'W': 2e-11, 'b': 1e-11}
+    errors = check_double_backward(Conv2D(3, 4, 3, stride=2), x)   # {'dy': …, 'x': 0.0, 'W': …, 'b': 0.0}
 
 The scalar checked is L = <forward(x), R> for a fixed random R, so backward(R) gives
 dL/dx and dL/dparams; each is compared with (L(θ + eps·e) − L(θ − eps·e)) / (2·eps),
 either for every entry e (full) or along a few random unit directions e (for arrays
-too large to probe entry by entry, as chainer's check_backward does).
+too large to probe entry by entry, as chainer's check_backward does). check_double_backward
+does the same to Q = <backward(dy), G>, as chainer's check_double_backward does.
 """
 import copy
 from typing import NamedTuple
@@ -326,18 +329,16 @@ def _load_module(where):
     import traceback
     from pathlib import Path
 
+    path = Path(where)
+    if (where.endswith(".py") or "/" in where) and not path.is_file():
+        raise UsageError(f"no such file: {where}")
     try:
         if where.endswith(".py") or "/" in where:
-            path = Path(where)
-            if not path.is_file():
-                raise UsageError(f"no such file: {where}")
             spec = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             return module
         return importlib.import_module(where)
-    except UsageError:
-        raise
     except ImportError as e:
         raise UsageError(f"cannot import {where}: {e}")
     except Exception as e:  # the file itself fails: say where in it, in one line (a layer the contract refuses too)
@@ -418,9 +419,8 @@ def main(argv=None):
     except (ValueError, TypeError, RuntimeError, NotImplementedError) as e:
         print(f"gradcheck: {e}", file=sys.stderr)
         return 1
-    what = "backward_backward, Q = <backward(dy), G>" if args.double else "backward"
-    print(f"{layer!r} on input {shape} ({'eval' if args.eval else 'training'} mode), float64, reference mode, "
-          f"{what}:")
+    print(f"{layer!r} on input {shape} ({'eval' if args.eval else 'training'} mode), float64, reference mode"
+          + (", backward_backward, Q = <backward(dy), G>:" if args.double else ":"))
     names = {k: (f"∂Q/∂{k}" if args.double else f"d{k}") for k in report}  # one name per array, used throughout
     for k, probe in report.items():
         ok = probe.error <= args.tol
