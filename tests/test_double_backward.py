@@ -115,7 +115,8 @@ def test_spectral_norm(kind, a, b, training, seed):
     values = np.linalg.svd(sn._matrix(inner.params["W"]).astype(np.float64), compute_uv=False)
     assume(not training or len(values) == 1 or values[1] < 0.9 * values[0])
     sn.forward(rng.standard_normal(shape).astype(np.float32))  # u, v off their random start
-    assert_double_matches(sn, rng.standard_normal(shape), training=training, seed=seed)
+    with reference_mode():
+        assert_double_matches(sn, rng.standard_normal(shape), training=training, seed=seed)
 
 
 @few
@@ -203,7 +204,7 @@ def small_discriminator(rng, ch, sn=False, mbstd=0, pack=1, diffaug=None, mbdisc
 
 # Hidden pre-activations cannot be kept off LeakyReLU's kink, where backward jumps: derandomize
 # keeps CI deterministic (hypothesis still chooses the examples, the same ones every run).
-@settings(max_examples=12, derandomize=True)
+@settings(max_examples=8, derandomize=True)
 @given(st.integers(1, 3), st.booleans(), st.sampled_from([0, 4]), st.sampled_from([1, 2]),
        st.sampled_from([None, "translation,cutout"]), st.sampled_from([0, 3]), seeds)
 def test_dcgan_shaped_discriminators_end_to_end(ch, sn, mbstd, pack, diffaug, mbdisc, seed):
@@ -217,7 +218,7 @@ def test_dcgan_shaped_discriminators_end_to_end(ch, sn, mbstd, pack, diffaug, mb
 def test_the_dcgan_discriminator(cures):
     D = models.dcgan_discriminator(seed=3, **cures)
     x = np.random.default_rng(3).standard_normal((4 * cures.get("pack", 1), 1, 28, 28))
-    assert_double_matches(D, x, full=False, n_directions=2, seed=3)
+    assert_double_matches(D, x, full=False, n_directions=1, seed=3)  # 28x28: one direction per array
 
 
 def test_create_graph_keeps_references_and_a_plain_backward_keeps_nothing():

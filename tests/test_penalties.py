@@ -14,7 +14,7 @@ import fakecupy
 from minigan import backend
 from minigan.gradcheck import numerical_gradient
 from minigan.layers import (BatchNorm, Conv2D, Dense, DiffAugment, Dropout, Flatten, LeakyReLU, Sequential,
-                            SpectralNorm, Tanh)
+                            SpectralNorm, Tanh, reference_mode)
 from minigan.penalties import KINDS, dragan_perturb, gradient_penalty, interpolates
 
 from test_double_backward import small_discriminator
@@ -64,7 +64,7 @@ def sn_has_a_gap(D):
     return True
 
 
-@settings(max_examples=20)
+@settings(max_examples=12)
 @given(kinds, st.booleans(), st.booleans(), st.booleans(), st.sampled_from(["tanh", "leaky"]),
        st.floats(0.1, 10.0), seeds)
 def test_value_and_gradients_against_central_differences(kind, conv, bn, sn, act, weight, seed):
@@ -198,7 +198,8 @@ def test_on_the_cupy_double_with_no_device_reads(fake, kind):
     value, grads, dx = gradient_penalty(gpu, x_gpu, kind, 10.0, input_grad=True)
     assert fake.counts.reads == 0, "the penalty read from the device"
     assert backend.is_cupy(value) and value.shape == () and all(backend.is_cupy(g) for g in grads.values())
-    v_cpu, g_cpu, dx_cpu = gradient_penalty(cpu, x_cpu, kind, 10.0, input_grad=True)
+    with reference_mode():  # the slices the double runs too (the compiled float32 loops cost a compile)
+        v_cpu, g_cpu, dx_cpu = gradient_penalty(cpu, x_cpu, kind, 10.0, input_grad=True)
     np.testing.assert_allclose(backend.to_host(value), v_cpu, rtol=1e-4)
     np.testing.assert_allclose(backend.to_host(dx), dx_cpu, rtol=1e-3, atol=1e-6)
     for k, g in g_cpu.items():
