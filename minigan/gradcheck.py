@@ -61,27 +61,18 @@ def directional_derivatives(f, x, directions, eps=1e-6):
 
 
 class Probe(NamedTuple):
-    """One array's comparison: the relative error (beyond the numeric gradient's own error, where
-    that was estimated), how the array was probed, the two gradients compared (whole arrays when
-    every entry was probed, else one value per direction), and the plain relative error."""
+    """One array's comparison: the relative error, how the array was probed, and the two gradients
+    compared (whole arrays when every entry was probed, else one value per direction)."""
     error: float
     how: str
     analytic: np.ndarray
     numeric: np.ndarray
     full: bool
-    plain: float
 
 
 def _compare(f, arr, analytic, rng, *, full, n_directions, eps, max_full_size, noisy=False):
-    """Probe the scalar f() along `arr` (every entry, or random unit directions) against `analytic`.
-
-    With `noisy` (the second-order check), where the plain relative error is above 1e-8 the numeric
-    gradient is taken again with step eps/2, and twice the norm of the difference, an estimate of
-    the numeric gradient's own error (rounding, which grows as 1/eps), is not counted against the
-    analytic one, nor is what lies below 64 ulps of f over 2·eps. A second derivative through a bias
-    or a shift-invariant layer is exactly 0 or far below Q's scale, and there the rounding in Q is
-    all central differences can see. (The half step probes inside the full step's interval: it
-    crosses a kink only where the full step did, so a clean probe gets an honest estimate.)"""
+    """Probe the scalar f() along `arr` (every entry, or random unit directions) against `analytic`;
+    with `noisy`, the numeric gradient's own error is not counted (check_double_backward says why)."""
     analytic = np.asarray(analytic, dtype=np.float64)
     if full or (full is None and arr.size <= max_full_size):
         probe, ana, every = (lambda e: numerical_gradient(f, arr, e)), analytic, True
@@ -94,12 +85,11 @@ def _compare(f, arr, analytic, rng, *, full, n_directions, eps, max_full_size, n
     numeric = probe(eps)
     plain = error = rel_error(ana, numeric)
     if noisy and plain > 1e-8:
-        f_value = abs(float(f()))  # Q's rounding, 64 ulps of it over 2·eps, is what differences cannot resolve
-        floor = 64 * np.finfo(np.float64).eps * max(f_value, 1.0) / (2 * eps) * np.sqrt(numeric.size)
+        floor = 64 * np.finfo(np.float64).eps * max(abs(float(f())), 1.0) / (2 * eps) * np.sqrt(numeric.size)
         noise = max(2 * float(np.linalg.norm(numeric - probe(eps / 2))), floor)
         error = rel_error(ana, numeric, noise)
         how += f"; {plain:.1e} before the numeric's own error, ~{noise:.0e}"
-    return Probe(error, how, ana, numeric, every, plain)
+    return Probe(error, how, ana, numeric, every)
 
 
 def _float64_copy(layer, training):
@@ -166,9 +156,12 @@ def check_double_backward(layer, x, *, dy=None, training=True, full=None, n_dire
     (g_x, or 0 where it returns None) and ∂Q/∂θ in grads. dy defaults to a random array of the
     output's shape. Everything else is as check_layer: a float64 copy, draws held, full or
     directional probes, SpectralNorm settled in training. One difference: second derivatives are
-    often exactly 0 (through a bias) or far below Q's scale, where central differences see only
-    rounding, so an error counts only the disagreement beyond the numeric gradient's own error,
-    estimated from a second probe at eps/2 (where the plain error is above 1e-8).
+    often exactly 0 (through a bias) or far below Q's scale (a shift-invariant layer), where central
+    differences see only Q's rounding. So where the plain error is above 1e-8, the probe is taken
+    again at eps/2, and twice the difference (the numeric gradient's own error, at least 64 ulps of
+    Q over 2·eps) is not counted against the analytic gradient. The half step stays inside the full
+    step's interval, so it crosses a kink only where the full step did: a clean probe gets an
+    honest estimate.
     """
     report = double_backward_report(layer, x, dy=dy, training=training, full=full, n_directions=n_directions,
                                     seed=seed, eps=eps, max_full_size=max_full_size)
@@ -313,10 +306,8 @@ def _build(call, module, where, spec):
             raise UsageError(f"expected literal arguments (numbers, strings, tuples) or layers in {spec!r}")
 
     cls = _layer_class(call.func.id, module, where)
-    args = [value(a) for a in call.args]
-    kwargs = {k.arg: value(k.value) for k in call.keywords}
     try:
-        return cls(*args, **kwargs)
+        return cls(*[value(a) for a in call.args], **{k.arg: value(k.value) for k in call.keywords})
     except (TypeError, ValueError) as e:
         hint = " (hyperparameters after the sizes are keyword-only: eps=..., stride=...)" \
             if "positional argument" in str(e) else ""
@@ -367,23 +358,19 @@ def _parser():
                            + (f" (did you mean {guess[0]}?)" if guess else ""))
             return args
 
-    p = Parser(
-        prog="python -m minigan.gradcheck",
-        description="Check a layer's backward (or, with --double, its backward_backward) against float64 "
-                    "central differences, in reference mode (the readable im2col/col2im, no kept buffers).",
-        epilog="examples: python -m minigan.gradcheck Conv2D;  python -m minigan.gradcheck Conv2D --double;  "
-               "python -m minigan.gradcheck 'ConvTranspose2D(4, 2, 5, stride=2, padding=2, output_padding=1)' "
-               "--input 2 4 7 7;  python -m minigan.gradcheck 'SpectralNorm(Dense(4, 3))' --input 2 4;  "
-               "python -m minigan.gradcheck my_layers.py:AvgPool2D --input 2 3 8 8")
-    p.add_argument("layer", help="a built-in layer's name (a small default configuration), a call with "
-                                 "literal arguments or layers such as 'BatchNorm(8)' or 'SpectralNorm(Dense(4, 3))', "
-                                 "or your own layer as 'module:Class(...)' or 'path/to/file.py:Class(...)'")
-    p.add_argument("--input", type=int, nargs="+", help="input shape, e.g. 2 3 8 8 (a bare built-in name "
-                                                        "has a default)")
+    p = Parser(prog="python -m minigan.gradcheck",
+               description="Check a layer's backward (or, with --double, its backward_backward) against float64 "
+                           "central differences, in reference mode (the readable im2col/col2im, no kept buffers).",
+               epilog="examples: python -m minigan.gradcheck Conv2D --double;  python -m minigan.gradcheck "
+                      "'SpectralNorm(Dense(4, 3))' --input 2 4;  python -m minigan.gradcheck my_layers.py:AvgPool2D "
+                      "--input 2 3 8 8")
+    p.add_argument("layer", help="a built-in layer's name (a small default configuration), a call with literals "
+                                 "or layers as arguments ('BatchNorm(8)', 'SpectralNorm(Dense(4, 3))'), or your own "
+                                 "layer as 'module:Class(...)' or 'path/to/file.py:Class(...)'")
+    p.add_argument("--input", type=int, nargs="+", help="input shape, e.g. 2 3 8 8 (a bare name has a default)")
     p.add_argument("--eval", action="store_true", help="check eval mode (training=False)")
-    p.add_argument("--double", action="store_true",
-                   help="check the derivative of backward (backward_backward): Q = <backward(dy), G> "
-                        "differentiated in dy, x and the parameters")
+    p.add_argument("--double", action="store_true", help="check backward_backward: Q = <backward(dy), G> "
+                                                         "differentiated in dy, x and the parameters")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tol", type=float, default=1e-6, help="largest relative error that passes (default 1e-6)")
     return p
