@@ -136,7 +136,7 @@ class MinibatchDiscrimination(Layer):
         self.check_double(dy, g)
         x, M, c = self.cache
         xp = xp_of(dy)
-        N, A, B = len(x), self.in_features, self.num_kernels
+        N, A = len(x), self.in_features
         T = self.params["T"]
         s = xp.sign(M[:, None] - M[None, :])  # (N, N, B, C)
         dM_g = (g @ T).reshape(M.shape)  # δM

@@ -100,18 +100,18 @@ class SpectralNorm(Layer):
         `max_iterations` pass): u, v approach the top singular vectors as (σ₂/σ₁)² per step, slowly
         where the two top singular values are close (random weights). gradcheck settles its float64
         copy before probing a training forward, each probe of which iterates once more: then every
-        probe sees the true σ(W), whose derivative backward's equation is."""
+        probe sees the true σ(W), whose derivative backward's equation is. (It reads u's progress to
+        the host: a tool for checks, not for a training step.)"""
         W_mat = self._matrix(self.params["W"])
         u, v = self.buffers["u"], self.buffers["v"]
-        for i in range(max_iterations):
+        before = u
+        for i in range(1, max_iterations + 1):
             v = _normalise(W_mat.T @ u, self.eps)
-            u_next = _normalise(W_mat @ v, self.eps)
+            u = _normalise(W_mat @ v, self.eps)
             if i % 50 == 0:
-                if i and float(backend.xp_of(u).abs(u_next - u_start).max()) < tol:
-                    u = u_next
+                if float(backend.xp_of(u).abs(u - before).max()) < tol:
                     break
-                u_start = u_next
-            u = u_next
+                before = u
         self.buffers["u"], self.buffers["v"] = u, v
 
     def _with_weight(self, W_sn, method, *args):
