@@ -11,6 +11,7 @@ from minigan import models
 import pytest
 
 from minigan.gradcheck import check_layer
+from minigan.gradcheck import main as gradcheck_main
 from minigan.layers import BatchNorm, Dense, LeakyReLU, Reshape, Sequential
 from minigan.trace import trace
 
@@ -98,18 +99,37 @@ def gradcheck(*args, cwd=None):
                           cwd=cwd)
 
 
+def gradcheck_here(capsys, *args):
+    """The command line in this process: (exit code, stdout, stderr)."""
+    try:
+        code = gradcheck_main(list(args))
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def test_gradcheck_command_line():
     ok = gradcheck("Conv2D(2, 3, 3, stride=2, padding=1)", "--input", "2", "2", "5", "5")
     assert ok.returncode == 0 and "dW" in ok.stdout and "all gradients within 1e-06" in ok.stdout, ok.stderr
     assert "(full, 54 entries)" in ok.stdout and "reference mode" in ok.stdout
-    big = gradcheck("Dense(40, 30)", "--input", "2", "40")
+    big = gradcheck("Dense(40, 30)", "--input", "2", "40", "--double")
     assert big.returncode == 0 and "(6 random directions, 1,200 entries)" in big.stdout, big.stdout + big.stderr
+    assert "∂Q/∂W" in big.stdout and "∂Q/∂dy" in big.stdout and "all gradients within 1e-06" in big.stdout
 
 
-@pytest.mark.parametrize("name", ["Conv2D", "ConvTranspose2D", "Tanh", "BatchNorm", "Dropout", "Flatten"])
-def test_gradcheck_bare_names_run_a_default(name):
-    r = gradcheck(name)
-    assert r.returncode == 0 and "all gradients within" in r.stdout, r.stdout + r.stderr
+@pytest.mark.parametrize("name", ["Conv2D", "ConvTranspose2D", "Tanh", "BatchNorm", "Dropout", "Flatten",
+                                  "SpectralNorm", "MinibatchStdDev", "MinibatchDiscrimination", "Pack", "DiffAugment"])
+def test_gradcheck_bare_names_run_a_default_both_derivatives(capsys, name):
+    for double in ([], ["--double"]):
+        code, out, err = gradcheck_here(capsys, name, *double)
+        assert code == 0 and "all gradients within" in out, out + err
+
+
+def test_gradcheck_double_names_each_derivative_once(capsys):
+    code, out, err = gradcheck_here(capsys, "BatchNorm", "--double")
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert code == 0 and rows == ["∂Q/∂dy", "∂Q/∂x", "∂Q/∂gamma", "∂Q/∂beta"], out + err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -121,11 +141,27 @@ def test_gradcheck_bare_names_run_a_default(name):
     (["Conv2D(", "--input", "2"], "gradcheck: expected a layer such as 'Conv2D'"),
     (["nowhere.py:Foo", "--input", "2"], "gradcheck: no such file: nowhere.py"),
     (["no_such_module:Foo", "--input", "2"], "gradcheck: cannot import no_such_module"),
+    (["Conv2D", "--input", "2", "3", "5", "5"], "gradcheck: --input 2 3 5 5: Conv2D(2, 3, 3, stride=2, padding=1, "
+                                                "bias=True): expected 2 input channels"),
+    (["conv2d"], "gradcheck: conv2d is not a minigan layer in minigan.layers (did you mean Conv2D?)"),
+    (["SpectralNorm(Dens(4, 3))", "--input", "2", "4"], "Dens is not a minigan layer in minigan.layers "
+                                                        "(did you mean Dense?)"),
+    (["Conv2D", "--inptu", "2", "2", "5", "5"], "unrecognized arguments: --inptu 2 2 5 5 (did you mean --input?)"),
+    (["Conv2D", "--dobule"], "unrecognized arguments: --dobule (did you mean --double?)"),
 ])
-def test_gradcheck_mistakes_are_one_line(args, message):
-    r = gradcheck(*args)
-    assert r.returncode == 2 and message in r.stderr, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+def test_gradcheck_mistakes_are_one_line(capsys, args, message):
+    code, out, err = gradcheck_here(capsys, *args)
+    lines = err.strip().splitlines()
+    assert code == 2 and message in lines[-1] and "Traceback" not in err, err
+    assert len(lines) == 1 or lines[0].startswith("usage:")  # argparse's errors come after its usage
+
+
+def test_gradcheck_checks_a_wrapped_layer_written_as_nested_calls(capsys):
+    code, out, err = gradcheck_here(capsys, "SpectralNorm(Dense(4, 3))", "--input", "2", "4")
+    assert code == 0 and out.startswith("SpectralNorm(Dense(4, 3, bias=True)) on input (2, 4)"), out + err
+    code, out, err = gradcheck_here(capsys, "SpectralNorm(Dense(4, 3), n_power_iterations=2)", "--input", "2", "4",
+                                    "--double", "--eval")
+    assert code == 0 and "∂Q/∂W" in out, out + err
 
 
 def test_gradcheck_loads_your_own_layer_by_module_or_file(tmp_path):
@@ -140,7 +176,40 @@ def test_gradcheck_loads_your_own_layer_by_module_or_file(tmp_path):
         for spec in ("mine.py:Cube", "mine:Cube()"):
             r = gradcheck(spec, "--input", "3", "4", cwd=tmp_path)
             assert r.returncode == (0 if right else 1), r.stdout + r.stderr
-            assert ("FAIL: x" in r.stdout) != right, r.stdout
+            assert ("FAIL: dx" in r.stdout) != right, r.stdout
+
+
+def test_a_failing_check_shows_the_worst_entries_and_the_scale(capsys, tmp_path, monkeypatch):
+    """A 2x2 average pool whose backward forgot its 1/k²: the numbers say where and by how much."""
+    (tmp_path / "pool.py").write_text(
+        "from minigan.layers import Layer\n"
+        "class Pool(Layer):\n"
+        "    def output_shape(self, s):\n        return (s[0], s[1], s[2] // 2, s[3] // 2)\n"
+        "    def forward(self, x, training=True):\n"
+        "        N, C, H, W = x.shape\n        self.check_input(x)\n"
+        "        return x.reshape(N, C, H // 2, 2, W // 2, 2).mean(axis=(3, 5))\n"
+        "    def backward(self, dy, param_grads=True):\n"
+        "        self.check_grad(dy)\n"
+        "        return dy.repeat(2, axis=2).repeat(2, axis=3)\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = gradcheck_here(capsys, "pool.py:Pool", "--input", "1", "1", "2", "4")
+    assert code == 1 and "dx         relative error 7.50e-01  FAIL" in out, out + err
+    worst = re.findall(r"at \((0, 0, [01], [0-3])\): analytic (\S+), numeric (\S+)", out)
+    assert len(worst) == 3 and all(abs(float(a) / float(n) - 4) < 1e-6 for _, a, n in worst), out
+    assert "scale: |analytic| / |numeric| = ×4\n" in out, out
+    assert out.splitlines()[-1] == "FAIL: dx"
+
+
+def test_a_layer_the_contract_refuses_is_one_line(capsys, tmp_path, monkeypatch):
+    (tmp_path / "old.py").write_text(
+        "from minigan.layers import Elementwise\n"
+        "class Old(Elementwise):\n"
+        "    def forward(self, x):\n        return x\n"
+        "    def backward(self, dy, param_grads=True):\n        return dy\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = gradcheck_here(capsys, "old.py:Old", "--input", "2", "3")
+    assert code == 2 and err.strip() == ("gradcheck: cannot load old.py: TypeError at old.py line 2: Old.forward "
+                                         "must take `training`: forward(self, x, training=True)"), err
 
 
 def test_check_layer_leaves_the_callers_layer_as_it_was():

@@ -42,6 +42,12 @@ class LeakyReLU(Elementwise):
         slope += a
         return dy * slope
 
+    def backward_backward(self, dy, g, param_grads=True):
+        """dx = dy · slope(x) is linear in dy, and slope is constant off the kink:
+        g_dy = g · slope(x) (the forward's linearisation);  g_x = None."""
+        self.check_double(dy, g)
+        return self.backward(g), None
+
     def __repr__(self):
         return f"{type(self).__name__}(negative_slope={self.negative_slope})"
 
@@ -71,6 +77,14 @@ class Tanh(Elementwise):
         y = self.cache
         return dy * (1 - y * y)
 
+    def backward_backward(self, dy, g, param_grads=True):
+        """dx = dy (1 − y²), with dy/dx = 1 − y²:
+        g_dy = g (1 − y²);  g_x = g · dy · d(1 − y²)/dx = −2 y (1 − y²) g dy."""
+        self.check_double(dy, g)
+        y = self.cache
+        slope = 1 - y * y
+        return g * slope, (-2 * y * slope) * (g * dy)
+
 
 class Sigmoid(Elementwise):
     """y = sigmoid(x) = 1 / (1 + exp(-x))."""
@@ -86,3 +100,11 @@ class Sigmoid(Elementwise):
         self.check_grad(dy)
         y = self.cache
         return dy * y * (1 - y)
+
+    def backward_backward(self, dy, g, param_grads=True):
+        """dx = dy y (1 − y), with dy/dx = y (1 − y):
+        g_dy = g y (1 − y);  g_x = g · dy · y (1 − y)(1 − 2y)."""
+        self.check_double(dy, g)
+        y = self.cache
+        slope = y * (1 - y)
+        return g * slope, (slope * (1 - 2 * y)) * (g * dy)

@@ -94,6 +94,22 @@ class DiffAugment(Layer):
                        self._max_shift(dy.shape))
         return dx if dx is not dy else dy.copy()
 
+    def backward_backward(self, dy, g, param_grads=True):
+        """With the draw held the forward is y = L x + (fill where L leaves a hole), L linear, and
+        backward is Lᵀ dy: g_dy = L g, the forward's draw applied to g with fill 0;  g_x = None."""
+        self.check_double(dy, g)
+        if self.cache is None:
+            return g.copy(), None
+        d, mask = self.cache
+        xp = backend.xp_of(g)
+        out = g
+        if "translation" in self.policy:
+            out = shift(out, backend.to_backend(d["ty"], xp), backend.to_backend(d["tx"], xp), 0.0,
+                        self._max_shift(g.shape))
+        if mask is not None:
+            out = out * mask
+        return (out if out is not g else g.copy()), None
+
     def __repr__(self):
         return (f"DiffAugment({','.join(self.policy)!r}, translation_ratio={self.translation_ratio:g}, "
                 f"cutout_ratio={self.cutout_ratio:g}, fill={self.fill:g})")

@@ -39,6 +39,15 @@ class Layer:
                 ``self.draw(sample)``: its state is saved with a run (Sequential.rng_states),
                 and gradcheck holds one draw fixed for all its probes (``hold_draw``).
 
+    backward_backward(dy, g, param_grads=True)
+                Optional: the derivative of backward, for penalties on D's input gradient.
+                After forward(x) and a backward(dy) that returned dx = B(x, θ, dy), g (x's
+                shape) is ∂P/∂dx for some scalar P. Starts with ``self.check_double(dy, g)``.
+                Returns (g_dy, g_x): g_dy = ∂P/∂dy (y's shape), g_x = ∂P/∂x through B's
+                dependence on x, or None where B does not depend on x. With ``param_grads``
+                it puts ∂P/∂θ_k (through B's dependence on θ) in a new ``self.grads[k]``
+                for every k. The default refuses in one line.
+
     Parameters are read from ``self.params`` at every call, so assigning a new array there
     takes effect.
     """
@@ -72,6 +81,10 @@ class Layer:
     def backward(self, dy, param_grads=True):
         raise NotImplementedError(f"{type(self).__name__} must define backward(dy, param_grads=True)")
 
+    def backward_backward(self, dy, g, param_grads=True):
+        raise NotImplementedError(f"{self}: cannot be differentiated twice: it defines no "
+                                  f"backward_backward(dy, g) (docs/backprop.md shows how)")
+
     def check_input(self, x):
         """Validate x (type, backend, dtype, shape) before any state changes; record and return
         y's shape."""
@@ -99,6 +112,14 @@ class Layer:
         if tuple(dy.shape) != self.y_shape:
             raise ValueError(f"{self}: expected a gradient of shape {self.y_shape} "
                              f"(the last forward's output), got {tuple(dy.shape)}")
+
+    def check_double(self, dy, g):
+        """Validate backward_backward's dy (the last forward's output shape) and g (its input's)."""
+        self.check_grad(dy)
+        if not hasattr(g, "shape") or tuple(g.shape) != self.x_shape:
+            got = tuple(g.shape) if hasattr(g, "shape") else type(g).__name__
+            raise ValueError(f"{self}: expected g, the adjoint of dx, of the input's shape {self.x_shape}, "
+                             f"got {got}")
 
     def draw(self, sample):
         """This forward's random numbers: sample(self.rng), on the host. While ``hold_draw`` is
@@ -173,6 +194,26 @@ def check_backward(layer, dx, param_grads):
             if g is None or tuple(g.shape) != tuple(p.shape):
                 raise ValueError(f"{layer}: backward(dy, param_grads=True) must set grads[{k!r}] to an "
                                  f"array of shape {tuple(p.shape)}, "
+                                 f"found {'none' if g is None else tuple(g.shape)}")
+
+
+def check_backward_backward(layer, g_dy, g_x, param_grads):
+    """After layer.backward_backward(dy, g, param_grads) returned (g_dy, g_x): the contract's
+    second-order half."""
+    if not hasattr(g_dy, "shape") or tuple(g_dy.shape) != layer.y_shape:
+        got = tuple(g_dy.shape) if hasattr(g_dy, "shape") else type(g_dy).__name__
+        raise ValueError(f"{layer}: backward_backward must return g_dy of the output's shape "
+                         f"{layer.y_shape}, returned {got}")
+    if g_x is not None and (not hasattr(g_x, "shape") or tuple(g_x.shape) != layer.x_shape):
+        got = tuple(g_x.shape) if hasattr(g_x, "shape") else type(g_x).__name__
+        raise ValueError(f"{layer}: backward_backward must return g_x of the input's shape "
+                         f"{layer.x_shape} or None, returned {got}")
+    if param_grads:
+        for k, p in layer.params.items():
+            g = layer.grads.get(k)
+            if g is None or tuple(g.shape) != tuple(p.shape):
+                raise ValueError(f"{layer}: backward_backward(dy, g, param_grads=True) must set "
+                                 f"grads[{k!r}] to an array of shape {tuple(p.shape)}, "
                                  f"found {'none' if g is None else tuple(g.shape)}")
 
 

@@ -83,5 +83,35 @@ class BatchNorm(Layer):
         dx *= scale
         return dx
 
+    def backward_backward(self, dy, g, param_grads=True):
+        """The derivative of backward's dx, given g = ∂P/∂dx; ā is the mean over a feature's M values.
+        eval:     g_dy = γ r g;  ∂P/∂γ = r Σ g·dy;  ∂P/∂β = 0;  g_x = None.
+        training: dx = γ r (dy − ā(dy) − x̂ ā(dy x̂)) is linear in dy with a symmetric matrix, so
+          g_dy = γ r (g − ā(g) − x̂ ā(g x̂))   (the same formula on g);
+          ∂P/∂γ = r M (c − ā(g x̂) ā(dy x̂)), with c = ā(g·dy) − ā(g) ā(dy);  ∂P/∂β = 0;
+          g_x = −γ r² [x̂ (c − 3 ā(g x̂) ā(dy x̂)) + (dy − ā(dy)) ā(g x̂) + (g − ā(g)) ā(dy x̂)]
+        (from ∂x̂ₘ/∂xₖ = r (δₘₖ − 1/M − x̂ₘ x̂ₖ/M) and ∂r/∂xₖ = −r² x̂ₖ/M; docs/backprop.md)."""
+        self.check_double(dy, g)
+        xc, inv_std, gamma, training, shape = self.cache
+        xp = xp_of(dy)
+        if not training:
+            if param_grads:
+                self.grads["gamma"] = feature_sum(g, dy) * inv_std
+                self.grads["beta"] = xp.zeros_like(self.params["beta"])
+            return g * (gamma * inv_std).reshape(shape), None
+        M = dy.size // self.num_features
+        m_g, m_dy, m_g_dy = feature_sum(g) / M, feature_sum(dy) / M, feature_sum(g, dy) / M
+        m_g_xh, m_dy_xh = feature_sum(g, xc) * inv_std / M, feature_sum(dy, xc) * inv_std / M  # ā(g x̂), ā(dy x̂)
+        c = m_g_dy - m_g * m_dy
+        if param_grads:
+            self.grads["gamma"] = inv_std * M * (c - m_g_xh * m_dy_xh)
+            self.grads["beta"] = xp.zeros_like(self.params["beta"])
+        g_dy = (g - m_g.reshape(shape) - xc * (inv_std * m_g_xh).reshape(shape)) * (gamma * inv_std).reshape(shape)
+        g_x = xc * (inv_std * (c - 3 * m_g_xh * m_dy_xh)).reshape(shape)
+        g_x += (dy - m_dy.reshape(shape)) * m_g_xh.reshape(shape)
+        g_x += (g - m_g.reshape(shape)) * m_dy_xh.reshape(shape)
+        g_x *= (-gamma * inv_std * inv_std).reshape(shape)
+        return g_dy, g_x
+
     def __repr__(self):
         return f"BatchNorm({self.num_features}, eps={self.eps}, momentum={self.momentum})"

@@ -164,6 +164,26 @@ class Conv2D(_ConvBase):
         xp_of(dy).matmul(W.reshape(O, -1).T, dy2, out=dcol.reshape(-1, dy2.shape[1]))
         return col2im(dcol, x_shape, self.stride, self.padding)
 
+    def backward_backward(self, dy, g, param_grads=True):
+        """The derivative of dx = col2im(Wᵀ dy2), given g = ∂P/∂dx (N, in_ch, H, W); with
+        gcol = im2col(g) as (C*k*k, N*Ho*Wo), Dense's symmetry (the forward without its bias on g;
+        the weight gradient with g in x's place):
+        g_dy = W gcol, as (N, O, Ho, Wo);  ∂P/∂W = dy2 gcolᵀ;  ∂P/∂b = 0;  g_x = None."""
+        self.check_double(dy, g)
+        xp = xp_of(dy)
+        W = self.params["W"]
+        O = W.shape[0]
+        N, _, Ho, Wo = self.y_shape
+        gcol = im2col(g, self.kernel_size, self.stride, self.padding).reshape(-1, N * Ho * Wo)  # a new array:
+        # the "col" scratch buffer still holds the forward's columns, which backward reads again
+        g_dy = (W.reshape(O, -1) @ gcol).reshape(O, N, Ho, Wo)
+        if param_grads:
+            dy2 = dy.transpose(1, 0, 2, 3).reshape(O, -1)
+            self.grads["W"] = (dy2 @ gcol.T).reshape(W.shape)
+            if "b" in self.params:
+                self.grads["b"] = xp.zeros_like(self.params["b"])
+        return xp.ascontiguousarray(g_dy.transpose(1, 0, 2, 3)), None
+
     def __repr__(self):
         return (f"Conv2D({self.in_ch}, {self.out_ch}, {self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, bias={'b' in self.params})")
@@ -220,6 +240,26 @@ class ConvTranspose2D(_ConvBase):
             self._bias_grad(dy)
         dx = (W.reshape(Cin, -1) @ dcol).reshape(Cin, N, H, Wd)
         return xp_of(dx).ascontiguousarray(dx.transpose(1, 0, 2, 3))
+
+    def backward_backward(self, dy, g, param_grads=True):
+        """The derivative of dx = W im2col(dy), given g = ∂P/∂dx (N, in_ch, H, W), g2 = g as
+        (in_ch, N*H*W); Dense's symmetry again:
+        g_dy = col2im(Wᵀ g2) (the forward without its bias);  ∂P/∂W = g2 dcolᵀ with
+        dcol = im2col(dy) (the weight gradient with g in x's place);  ∂P/∂b = 0;  g_x = None."""
+        self.check_double(dy, g)
+        xp = xp_of(dy)
+        W = self.params["W"]
+        N, Cin, H, Wd = self.x_shape
+        k = self.kernel_size
+        g2 = g.transpose(1, 0, 2, 3).reshape(Cin, -1)
+        gcol = (W.reshape(Cin, -1).T @ g2).reshape(self.out_ch, k, k, N, H, Wd)
+        g_dy = col2im(gcol, self.y_shape, self.stride, self.padding)
+        if param_grads:
+            dcol = im2col(dy, k, self.stride, self.padding).reshape(-1, g2.shape[1])
+            self.grads["W"] = (g2 @ dcol.T).reshape(W.shape)
+            if "b" in self.params:
+                self.grads["b"] = xp.zeros_like(self.params["b"])
+        return g_dy, None
 
     def __repr__(self):
         return (f"ConvTranspose2D({self.in_ch}, {self.out_ch}, {self.kernel_size}, stride={self.stride}, "

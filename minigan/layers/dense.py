@@ -1,6 +1,6 @@
 import numpy as np
 
-from .. import init
+from .. import backend, init
 from .base import Layer, check_positive
 
 
@@ -40,6 +40,19 @@ class Dense(Layer):
             if "b" in self.params:
                 self.grads["b"] = dy.sum(axis=0)
         return dy @ self.params["W"].T
+
+    def backward_backward(self, dy, g, param_grads=True):
+        """The derivative of backward's dx = dy Wᵀ, given g = ∂P/∂dx (N, in):
+        g_dy = g W (N, out);  ∂P/∂W = gᵀ dy (in, out);  ∂P/∂b = 0;  g_x = None (dx does not see x).
+
+        The symmetry of every layer linear in x: ∂P/∂dy is the forward without its bias applied
+        to g, and ∂P/∂W is the weight-gradient formula (dW = xᵀ dy) with g in x's place."""
+        self.check_double(dy, g)
+        if param_grads:
+            self.grads["W"] = g.T @ dy
+            if "b" in self.params:
+                self.grads["b"] = backend.xp_of(dy).zeros_like(self.params["b"])
+        return g @ self.params["W"], None
 
     def __repr__(self):
         return f"Dense({self.in_features}, {self.out_features}, bias={'b' in self.params})"

@@ -33,5 +33,11 @@ class Dropout(Elementwise):
         self.check_grad(dy)
         return dy.copy() if self.cache is None else dy * self.cache
 
+    def backward_backward(self, dy, g, param_grads=True):
+        """dx is linear in dy and, with the forward's draw held, does not see x:
+        g_dy = g · keep / (1 − p) (training), g (eval);  g_x = None."""
+        self.check_double(dy, g)
+        return self.backward(g), None
+
     def __repr__(self):
         return f"Dropout(p={self.p})"

@@ -58,6 +58,27 @@ class MinibatchStdDev(Layer):
         dx = yc * ((g_hat / (F * G)).reshape(shape) / sigma)
         return dx.reshape(self.x_shape) + dy[:, :C]
 
+    def backward_backward(self, dy, g, param_grads=True):
+        """The derivative of backward's dx, given g = ∂P/∂dx, per group m and feature f
+        (means over the group's G members, F features per sample):
+        g_dy = [g, ds_m on the extra channel of each member of group m], ds_m = Σ_{g,f} (y − ȳ) g / (F·G·σ);
+        g_x = ĝ_m / (F·G) · ((g − mean g) / σ − (y − ȳ) · mean((y − ȳ) g) / σ³)."""
+        self.check_double(dy, g)
+        xp = xp_of(dy)
+        yc, sigma = self.cache
+        G, M = yc.shape[:2]
+        N, C = self.x_shape[:2]
+        F = int(np.prod(self.x_shape[1:]))
+        gr = g.reshape(yc.shape)
+        ds = (yc * gr / sigma).reshape(G, M, -1).sum(axis=(0, 2)) / (F * G)  # (M,)
+        extra = xp.broadcast_to(xp.tile(ds, G).reshape((N, 1) + (1,) * (g.ndim - 2)), (N, 1, *g.shape[2:]))
+        g_dy = xp.concatenate([g, extra], axis=1)
+        g_hat = dy[:, C:].reshape(G, M, -1).sum(axis=(0, 2))
+        shape = (M,) + (1,) * (yc.ndim - 2)
+        g_x = (gr - gr.mean(axis=0)) / sigma - yc * ((gr * yc).mean(axis=0) / sigma ** 3)
+        g_x *= (g_hat / (F * G)).reshape(shape)
+        return g_dy, g_x.reshape(self.x_shape)
+
     def __repr__(self):
         return f"MinibatchStdDev(group_size={self.group_size})"
 
@@ -105,6 +126,30 @@ class MinibatchDiscrimination(Layer):
             self.grads["T"] = x.T @ dM
         return dy[:, :A] + dM @ self.params["T"].T
 
+    def backward_backward(self, dy, g, param_grads=True):
+        """The derivative of backward's dx = dy[:, :A] + ∂L/∂M Tᵀ, given g = ∂P/∂dx (N, A).
+        With δM = g T as (N, B, C), s_ijbc = sign(M_ibc − M_jbc) (constant off its kinks), g_o = dy[:, A:]:
+        g_dy = [g, −Σ_j c_b(i, j) Σ_c s_ijbc (δM_ibc − δM_jbc)]   (the forward's linearisation on g);
+        P = ⟨δM, ∂L/∂M⟩ reaches M through c:  with K_ijb = −(g_o,ib + g_o,jb) Σ_c δM_ibc s_ijbc,
+        M̄_ibc = −Σ_j (K_ijb + K_jib) c_b(i, j) s_ijbc;
+        g_x = M̄ Tᵀ;  ∂P/∂T = gᵀ ∂L/∂M + xᵀ M̄  (the explicit Tᵀ, then T inside M = x T)."""
+        self.check_double(dy, g)
+        x, M, c = self.cache
+        xp = xp_of(dy)
+        N, A = len(x), self.in_features
+        T = self.params["T"]
+        s = xp.sign(M[:, None] - M[None, :])  # (N, N, B, C)
+        dM_g = (g @ T).reshape(M.shape)  # δM
+        d_o = -(c * (s * (dM_g[:, None] - dM_g[None, :])).sum(axis=3)).sum(axis=1)  # (N, B)
+        g_o = dy[:, A:]
+        pair = g_o[:, None, :] + g_o[None, :, :]  # (N, N, B)
+        K = -pair * (dM_g[:, None] * s).sum(axis=3)
+        M_bar = -(((K + K.transpose(1, 0, 2)) * c)[..., None] * s).sum(axis=1).reshape(N, -1)
+        if param_grads:
+            dM = -((pair * c)[..., None] * s).sum(axis=1).reshape(N, -1)  # backward's ∂L/∂M
+            self.grads["T"] = g.T @ dM + x.T @ M_bar
+        return xp.concatenate([g, d_o], axis=1), M_bar @ T.T
+
     def __repr__(self):
         return f"MinibatchDiscrimination({self.in_features}, {self.num_kernels}, {self.kernel_dim})"
 
@@ -134,6 +179,11 @@ class Pack(Layer):
         """dx = dy reshaped back to (N, C, H, W)."""
         self.check_grad(dy)
         return dy.reshape(self.x_shape).copy()
+
+    def backward_backward(self, dy, g, param_grads=True):
+        """g_dy = g packed as the forward packs x;  g_x = None."""
+        self.check_double(dy, g)
+        return g.reshape(self.y_shape).copy(), None
 
     def __repr__(self):
         return f"Pack({self.m})"

@@ -1,7 +1,7 @@
 import numpy as np
 
 from .. import backend
-from .base import Layer, check_backward, check_forward
+from .base import Layer, check_backward, check_backward_backward, check_forward
 
 
 class Sequential(Layer):
@@ -20,6 +20,7 @@ class Sequential(Layer):
         self.layers = list(layers)
         self.buffers, self.cache, self.rng = {}, None, None  # its layers hold the rest
         self.x_shape = self.y_shape = None
+        self.kept_dys = None  # each layer's incoming dy, from backward(dy, create_graph=True)
 
     @property
     def params(self):
@@ -48,14 +49,79 @@ class Sequential(Layer):
             x = y
         return x
 
-    def backward(self, dy, param_grads=True):
-        """dx of the whole chain: each layer's backward in reverse order."""
+    def backward(self, dy, param_grads=True, create_graph=False):
+        """dx of the whole chain: each layer's backward in reverse order. With create_graph=True
+        each layer's incoming dy is kept (a reference, in ``kept_dys``) for a backward_backward;
+        otherwise nothing is kept, and what an earlier call kept is let go."""
         self.check_grad(dy)
+        self.kept_dys = [] if create_graph else None
         for layer in reversed(self.layers):
-            dx = layer.backward(dy, param_grads)
+            if create_graph:
+                self.kept_dys.append(dy)
+                dx = layer.backward(dy, param_grads, True) if isinstance(layer, Sequential) else \
+                    layer.backward(dy, param_grads)
+            else:
+                dx = layer.backward(dy, param_grads)
+            check_backward(layer, dx, param_grads)
+            dy = dx
+        if create_graph:
+            self.kept_dys.reverse()  # kept_dys[i]: the dy layer i received
+        return dy
+
+    def backward_backward(self, dy, g, param_grads=True):
+        """(g_dy, g_x) of the chain, after backward(dy, create_graph=True): g = ∂P/∂dx of the
+        chain's dx, g_dy = ∂P/∂dy, g_x = the total ∂P/∂x of the chain's input (None where no layer's
+        backward depends on its input).
+
+        Up: layer i's backward_backward(dy_i, g_i) gives g_{i+1} (its g_dy, the next layer's g),
+            its θ adjoint and its own g_x,i, the adjoint of its input x_i through its backward.
+        Down: x_i is the output of layers 0..i−1, so one ordinary backward runs through the forward
+            chain, from the highest layer with a g_x, with each g_x,i added at layer i's input:
+            δ_i = backward_i(δ_{i+1}) + g_x,i.  With param_grads each layer's grads are that
+            backward's plus its θ adjoint from the way up."""
+        self.check_double(dy, g)
+        if self.kept_dys is None or self.kept_dys[-1] is not dy:
+            raise RuntimeError("Sequential.backward_backward(dy, g): expected the dy of the last "
+                               "backward(dy, create_graph=True), which keeps each layer's dy; "
+                               + ("none was kept" if self.kept_dys is None else "got another array"))
+        for leaf in self.leaves():  # a layer that cannot is named before any layer's grads change
+            if type(leaf).backward_backward is Layer.backward_backward:
+                leaf.backward_backward(None, None)
+        adjoints, g_xs = [], []
+        for layer, dy_i in zip(self.layers, self.kept_dys):
+            g_dy, g_x = layer.backward_backward(dy_i, g, param_grads)
+            check_backward_backward(layer, g_dy, g_x, param_grads)
+            adjoints.append([(leaf, k, leaf.grads[k]) for _, leaf, k in layer.named_parameters()]
+                            if param_grads else [])
+            g_xs.append(g_x)
+            g = g_dy
+        delta = None
+        for layer, adjoint, g_x in zip(reversed(self.layers), reversed(adjoints), reversed(g_xs)):
+            ran = delta is not None
+            if ran:
+                delta = layer._down(delta, param_grads) if isinstance(layer, Sequential) else \
+                    layer.backward(delta, param_grads)
+                check_backward(layer, delta, param_grads)
+            for leaf, k, a in adjoint:
+                leaf.grads[k] = leaf.grads[k] + a if ran else a
+            if g_x is not None:
+                delta = g_x if delta is None else delta + g_x
+        return g, delta
+
+    def _down(self, dy, param_grads):
+        """backward without touching kept_dys: backward_backward's way down through a nested Sequential."""
+        for layer in reversed(self.layers):
+            dx = layer._down(dy, param_grads) if isinstance(layer, Sequential) else layer.backward(dy, param_grads)
             check_backward(layer, dx, param_grads)
             dy = dx
         return dy
+
+    def release_graph(self):
+        """Let go of the dys kept by backward(dy, create_graph=True) (nested Sequentials' too)."""
+        self.kept_dys = None
+        for layer in self.layers:
+            if isinstance(layer, Sequential):
+                layer.release_graph()
 
     def leaves(self):
         for layer in self.layers:

@@ -28,6 +28,11 @@ class Reshape(Layer):
         self.check_grad(dy)
         return dy.reshape(self.cache)
 
+    def backward_backward(self, dy, g, param_grads=True):
+        """g_dy = g reshaped to y's shape (the forward applied to g);  g_x = None."""
+        self.check_double(dy, g)
+        return g.reshape(self.y_shape), None
+
     def __repr__(self):
         return f"Reshape({self.shape})"
 

@@ -74,11 +74,45 @@ class SpectralNorm(Layer):
         W, W_sn, u, v, sigma = self.cache
         dx = self._with_weight(W_sn, self.layer.backward, dy, param_grads)
         if param_grads:
-            G = self.grads["W"]  # ∂L/∂W_SN, from the wrapped layer
-            inner = (G * W_sn).sum()
-            dW_mat = (self._matrix(G) - inner * (u[:, None] * v[None, :])) / sigma
-            self.grads["W"] = backend.xp_of(dW_mat).ascontiguousarray(self._unmatrix(dW_mat, W.shape))
+            self._to_raw_weight()
         return dx
+
+    def backward_backward(self, dy, g, param_grads=True):
+        """The wrapped layer's backward_backward with W_SN, exactly as backward runs it; then the
+        adjoint of W_SN it left in grads["W"] is taken to W by backward's equation."""
+        self.check_double(dy, g)
+        W_sn = self.cache[1]
+        g_dy, g_x = self._with_weight(W_sn, self.layer.backward_backward, dy, g, param_grads)
+        if param_grads:
+            self._to_raw_weight()
+        return g_dy, g_x
+
+    def _to_raw_weight(self):
+        """grads["W"] holds G = ∂/∂W_SN (from the wrapped layer): replace it by (G − ⟨G, W_SN⟩ u vᵀ) / σ."""
+        W, W_sn, u, v, sigma = self.cache
+        G = self.grads["W"]
+        inner = (G * W_sn).sum()
+        dW_mat = (self._matrix(G) - inner * (u[:, None] * v[None, :])) / sigma
+        self.grads["W"] = backend.xp_of(dW_mat).ascontiguousarray(self._unmatrix(dW_mat, W.shape))
+
+    def settle(self, max_iterations=20000, tol=1e-14):
+        """Run the power iteration on the kept u, v until u moves less than `tol` in 50 steps (or
+        `max_iterations` pass): u, v approach the top singular vectors as (σ₂/σ₁)² per step, slowly
+        where the two top singular values are close (random weights). gradcheck settles its float64
+        copy before probing a training forward, each probe of which iterates once more: then every
+        probe sees the true σ(W), whose derivative backward's equation is. (It reads u's progress to
+        the host: a tool for checks, not for a training step.)"""
+        W_mat = self._matrix(self.params["W"])
+        u, v = self.buffers["u"], self.buffers["v"]
+        before = u
+        for i in range(1, max_iterations + 1):
+            v = _normalise(W_mat.T @ u, self.eps)
+            u = _normalise(W_mat @ v, self.eps)
+            if i % 50 == 0:
+                if float(backend.xp_of(u).abs(u - before).max()) < tol:
+                    break
+                before = u
+        self.buffers["u"], self.buffers["v"] = u, v
 
     def _with_weight(self, W_sn, method, *args):
         """Run the wrapped layer's forward or backward with W_SN as its weight, then put the raw W back."""
