@@ -78,7 +78,7 @@ def mlp_discriminator(in_features=2, *, hidden=128, depth=3, seed=1, sn=False, d
     pack·in_features; the minibatch layers sit after the last hidden layer); diffaug needs
     images, so it is refused. energy: EBGAN's discriminator, the energy of mlp_autoencoder."""
     if energy:
-        return Energy(*mlp_autoencoder(in_features, hidden=hidden, seed=seed).layers)
+        return Energy(mlp_autoencoder(in_features, hidden=hidden, seed=seed))
     if diffaug:
         raise ValueError("mlp_discriminator: DiffAugment needs images (N, C, H, W); these samples are vectors")
     rng = init.as_generator(seed)
@@ -131,7 +131,7 @@ def mlp_autoencoder(in_features=2, *, hidden=128, code_size=2, seed=0):
 def ebgan_discriminator(*, code_size=32, seed=1):
     """image (N, 1, 28, 28) -> energy (N, 1): EBGAN's D, the reconstruction error (Energy) of
     conv_autoencoder with a Tanh output (images in [-1, 1]); its code is D's "features"."""
-    return Energy(*conv_autoencoder(code_size, seed=seed, out="tanh").layers)
+    return Energy(conv_autoencoder(code_size, seed=seed, out="tanh"))
 
 
 def dcgan_encoder(nz=100, *, seed=2):

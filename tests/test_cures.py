@@ -7,7 +7,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from minigan import losses, models
-from minigan.gradcheck import check_layer, numerical_gradient, rel_error
+from minigan.gradcheck import check_double_backward, check_layer, numerical_gradient, rel_error
 from minigan.layers import (BatchNorm, Conv2D, ConvTranspose2D, Dense, DiffAugment, Flatten, LeakyReLU,
                             MinibatchDiscrimination, MinibatchStdDev, Pack, Sequential, SpectralNorm, Tanh)
 from minigan.layers.augment import shift
@@ -252,7 +252,7 @@ def tiny_image_gan(seed=0, **cures):
 
 
 EVERY_CURE = dict(loss="hinge", ema=0.99, lecam=0.3, feature_matching=0.5, mmd_weight=0.5, mmd_space="features",
-                  d_mmd_weight=0.1, unroll=2, d_steps=2, lr_d=4e-4, lr_g=1e-4)
+                  d_mmd_weight=0.1, unroll=2, d_steps=2, lr_d=4e-4, lr_g=1e-4, gp="wgan-gp", gp_every=3)
 EVERY_LAYER = dict(diffaug="translation,cutout", pack=2, sn=True, mbstd=2, mbdisc=3)
 
 
@@ -332,7 +332,9 @@ def test_bad_input_changes_no_state():
 ALONE = [dict(loss="hinge"), dict(loss="ls"), dict(loss="wgan", sn=True), dict(sn=True),
          dict(diffaug="translation,cutout"), dict(mbstd=4), dict(mbdisc=5), dict(pack=2), dict(ema=0.999),
          dict(lecam=0.3), dict(feature_matching=1.0), dict(mmd_weight=1.0), dict(mmd_weight=1.0, mmd_space="features"),
-         dict(d_mmd_weight=0.1), dict(unroll=2), dict(d_steps=2, lr_d=4e-4, lr_g=1e-4)]
+         dict(d_mmd_weight=0.1), dict(unroll=2), dict(unroll=1, unroll_order=2), dict(d_steps=2, lr_d=4e-4, lr_g=1e-4),
+         dict(gp="r1"), dict(gp="r2", gp_every=4), dict(loss="wgan", gp="wgan-gp"), dict(gp="dragan"), dict(madgan=3),
+         dict(madgan=2, madgan_sim=0.5), dict(ebgan=True), dict(mrgan=0.2), dict(mrgan=0.2, mrgan_diffusion=True)]
 ALL = dict(loss="hinge", ema=0.999, lecam=0.3, feature_matching=1.0, mmd_weight=1.0, mmd_space="features",
            d_mmd_weight=0.1, unroll=2, d_steps=2, lr_d=4e-4, sn=True, diffaug="translation,cutout", mbstd=4, mbdisc=5,
            pack=2)
@@ -366,6 +368,7 @@ def test_heads_gradient_and_routing(n, k, a, b, seed):
     for i in range(n):  # sample i went through head i mod k
         np.testing.assert_allclose(y[i], x[i] @ heads.layers[i % k].params["W"] + heads.layers[i % k].params["b"])
     assert_gradients_match(heads, x, seed=seed)
+    assert all(v <= TOL for v in check_double_backward(heads, x, seed=seed).values())
 
 
 @given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 6), st.booleans(), seeds)
@@ -373,18 +376,19 @@ def test_energy_gradient(n, features, hidden, images, seed):
     from minigan.layers.containers import Energy
     rng = np.random.default_rng(seed)
     if images:
-        energy = Energy(Conv2D(1, 2, 3, padding=1, rng=rng), Tanh(), Conv2D(2, 1, 3, padding=1, rng=rng))
+        energy = Energy(Sequential(Conv2D(1, 2, 3, padding=1, rng=rng), Tanh(), Conv2D(2, 1, 3, padding=1, rng=rng)))
         x = rng.standard_normal((n, 1, 4, 4))
     else:
-        energy = Energy(Dense(features, hidden, rng=rng), Tanh(), Dense(hidden, features, rng=rng))
+        energy = Energy(Sequential(Dense(features, hidden, rng=rng), Tanh(), Dense(hidden, features, rng=rng)))
         x = rng.standard_normal((n, features))
     energy.to(np, np.float64)
     e = energy.forward(x)
     recon = x
-    for layer in energy.layers:
+    for layer in energy.ae.layers:
         recon = layer.forward(recon)
     np.testing.assert_allclose(e[:, 0], ((recon - x) ** 2).reshape(n, -1).mean(axis=1), rtol=1e-12)
     assert_gradients_match(energy, x, seed=seed)
+    assert all(v <= TOL for v in check_double_backward(energy, x, seed=seed).values())
 
 
 @given(st.integers(2, 6), st.integers(2, 5), st.integers(2, 4), seeds)
@@ -420,5 +424,30 @@ def test_tap_is_the_identity_plus_what_terms_add(n, a, b, seed):
     np.testing.assert_allclose(tap.grads["W"], x.T @ (dy + extra))
     assert tap.extra is None  # used once
     assert_gradients_match(tap, x, seed=seed)
+    for wrapped in (Dense(a, b, rng=seed), Tanh()):  # linear in x, and a backward that depends on x
+        assert all(v <= TOL for v in check_double_backward(Tap(wrapped), x, seed=seed).values())
     with pytest.raises(ValueError, match=r"expected a gradient of shape \(%d, %d\)" % (n, b)):
         tap.add_grad(np.zeros((n + 1, b)))
+
+
+# ---- gradient penalties as a cure ---------------------------------------------------------------
+def test_lazy_penalty_every_k_steps_with_gain_k_and_adam_rescaled():
+    G, D, _ = models.build_networks("mlp", nz=2, hidden=8)
+    t = GANTrainer(G, D, nz=2, lr=1e-3, gp="r1", gp_weight=2.0, gp_every=4, log=lambda *a: None)
+    c = 4 / 5
+    assert t.model.opt["D"].lr == pytest.approx(1e-3 * c) and t.model.opt["D"].betas == pytest.approx((0.5 ** c, 0.999 ** c))
+    assert t.model.opt["G"].lr == 1e-3  # G's optimizer is left alone
+    gp = next(cure for cure in t.model.cures if cure.name == "gp")
+    seen = []
+    from minigan import penalties
+    original = penalties.gradient_penalty
+
+    def spy(D, x, kind, weight, **kw):
+        seen.append((t.model.opt["D"].t, weight))
+        return original(D, x, kind, weight, **kw)
+    penalties.gradient_penalty = spy
+    try:
+        t.fit(np.random.default_rng(0).standard_normal((64, 2)).astype(np.float32), epochs=1, batch_size=8)
+    finally:
+        penalties.gradient_penalty = original
+    assert seen == [(0, 8.0), (4, 8.0)] and gp.every == 4  # D's steps 0 and 4 of 8, weight 4 · 2

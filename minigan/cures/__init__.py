@@ -21,12 +21,13 @@ from .mbstd import MinibatchStdDev
 from .mmd import MMD
 from .mrgan import MRGAN
 from .pack import Pack
+from .penalty import GradientPenalty
 from .spectral import SpectralNorm
 from .ttur import TTUR
 from .unroll import Unroll
 
 CURES = [Loss, TTUR, SpectralNorm, DiffAugment, Pack, MinibatchStdDev, MinibatchDiscrimination, EMA, LeCam,
-         FeatureMatching, MMD, DiscriminatorMMD, Unroll, MADGAN, MRGAN, EBGAN]
+         FeatureMatching, MMD, DiscriminatorMMD, GradientPenalty, Unroll, MADGAN, MRGAN, EBGAN]
 
 
 def options():

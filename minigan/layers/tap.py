@@ -18,7 +18,7 @@ class Tap(Layer):
         if not isinstance(layer, Layer):
             raise TypeError(f"Tap: expected a Layer to wrap, got {type(layer).__name__}")
         self.layer, self.name = layer, name
-        self.value = self.extra = None
+        self.value = self.extra = self.passed = None
         self._share()
 
     def _share(self):
@@ -42,10 +42,18 @@ class Tap(Layer):
     def backward(self, dy, param_grads=True):
         """dx = layer.backward(dy + extra)."""
         self.check_grad(dy)
-        dx = self.layer.backward(dy if self.extra is None else dy + self.extra, param_grads)
+        self.passed = dy if self.extra is None else dy + self.extra
+        dx = self.layer.backward(self.passed, param_grads)
         self.extra = None
         self._share()
         return dx
+
+    def backward_backward(self, dy, g, param_grads=True):
+        """The wrapped layer's, at the gradient its backward was given (dy + extra)."""
+        self.check_double(dy, g)
+        out = self.layer.backward_backward(self.passed, g, param_grads)
+        self._share()
+        return out
 
     def leaves(self):
         yield from self.layer.leaves()
