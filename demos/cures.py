@@ -36,6 +36,11 @@ ARMS_2D = {
     "feature-matching": "--feature-matching 1", "stack": "--ema 0.999 --mmd-weight 5",
     "stack-features": "--ema 0.999 --mmd-weight 1 --mmd-space features",
     "stack-fm": "--ema 0.999 --mmd-weight 1 --mmd-space features --feature-matching 1",
+    "unrolled1": "--unroll 1", "unrolled1-2nd": "--unroll 1 --unroll-order 2",
+    "r1": "--gp r1", "r2": "--gp r2", "wgan-gp": "--loss wgan --gp wgan-gp", "dragan": "--gp dragan",
+    "madgan4": "--madgan 4", "madgan4-sim": "--madgan 4 --madgan-sim 0.1", "mrgan": "--mrgan",
+    "mrgan-diffusion": "--mrgan --mrgan-diffusion", "ebgan": "--ebgan",
+    "ema-r1": "--ema 0.999 --gp r1", "stack-r1": "--ema 0.999 --mmd-weight 1 --mmd-space features --gp r1",
 }
 # Left out unless named in --arms: at batch 256 minibatch discrimination's 256 × 256 × 20 × 5
 # pairwise tensor makes a step ~60 times the plain one (about 70 minutes a run on 2 cores).
@@ -45,6 +50,8 @@ ARMS_MNIST = {
     "mbstd": "--mbstd 4", "lecam": "--lecam 0.3", "pacgan2": "--pack 2", "pixel-mmd": "--mmd-weight 1",
     "feature-mmd": "--mmd-weight 1 --mmd-space features", "ema-lr1e-3": "--ema 0.999 --lr 1e-3",
     "stack": "--ema 0.999 --lr 1e-3 --mmd-weight 1",
+    "madgan4": "--madgan 4", "mrgan": "--mrgan", "ebgan": "--ebgan", "r1": "--gp r1 --gp-every 4",
+    "wgan-gp": "--loss wgan --gp wgan-gp", "dragan": "--gp dragan", "default-r1": "--ema 0.999 --lr 1e-3 --gp r1 --gp-every 4",
 }
 
 

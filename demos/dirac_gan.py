@@ -68,15 +68,44 @@ class DiracGAN:
         G.backward(D.backward(d_g, param_grads=False))
         return -float(G.grads["0.W"][0, 0]), float(dW[0, 0])  # ψ = −W: −∂L_D/∂ψ = +∂L_D/∂W
 
+    def g_value(self, theta, psi):
+        """L_G at (θ, ψ), by the engine's forward passes."""
+        self.G.layers[0].params["W"] = np.array([[theta]], np.float64)
+        self.D.layers[0].params["W"] = np.array([[-psi]], np.float64)
+        return float(self.g_loss(self.D.forward(self.G.forward(np.ones((1, 1)))))[0])
 
-def panels(gamma):
-    """(title, field) for each panel, in order; a field is any callable (θ, ψ) -> (θ̇, ψ̇). A sixth
-    panel (the unrolled GAN, once the trainer's second-order unroll exists) is one more entry."""
+
+class Unrolled:
+    """The unrolled GAN (Metz et al. 2017) on a game: G's gradient through K steps of D's gradient
+    descent (step eta); D's own component unchanged. With ψ_0 = ψ, ψ_{k+1} = ψ_k + η · ψ̇(θ, ψ_k)
+    (the game's field),
+        order 2:  θ̇ = −d/dθ L_G(θ, ψ_K(θ))   (the second-order term included: a central difference
+                  in θ of the engine's L_G, h = 1e-5, exact to about h² on this smooth game)
+        order 1:  θ̇ = θ̇_game(θ, ψ_K)          (ψ_K held: the first-order surrogate)."""
+
+    def __init__(self, game, k, eta, order=2):
+        self.game, self.k, self.eta, self.order = game, k, eta, order
+
+    def unrolled_psi(self, theta, psi):
+        for _ in range(self.k):
+            psi = psi + self.eta * self.game(theta, psi)[1]
+        return psi
+
+    def __call__(self, theta, psi, h=1e-5):
+        if self.order == 1:
+            return self.game(theta, self.unrolled_psi(theta, psi))[0], self.game(theta, psi)[1]
+        loss = [self.game.g_value(t, self.unrolled_psi(t, psi)) for t in (theta + h, theta - h)]
+        return -(loss[0] - loss[1]) / (2 * h), self.game(theta, psi)[1]
+
+
+def panels(gamma, *, unroll=5, eta=0.5):
+    """(title, field) for each panel, in order; a field is any callable (θ, ψ) -> (θ̇, ψ̇)."""
     return [("GAN (the paper's minimax L)", DiracGAN("ns", g_loss="minimax")),
             ("GAN, non-saturating G (minigan's ns)", DiracGAN("ns")),
             ("WGAN", DiracGAN("wgan")),
             (f"WGAN-GP, λ = {gamma:g}", DiracGAN("wgan", penalty="wgan-gp", weight=gamma)),
-            (f"GAN + R1, γ = {gamma:g}", DiracGAN("ns", g_loss="minimax", penalty="r1", weight=gamma))]
+            (f"GAN + R1, γ = {gamma:g}", DiracGAN("ns", g_loss="minimax", penalty="r1", weight=gamma)),
+            (f"unrolled GAN, {unroll} steps of D (η = {eta:g})", Unrolled(DiracGAN("ns", g_loss="minimax"), unroll, eta))]
 
 
 def descend(field, start, lr, steps, alternating=False):
@@ -160,6 +189,12 @@ def run(args):
         print(f"{title:38s} {end:20.4g}" + (f"  (left |·| < 1e6 after {len(points) - 1} steps)"
                                               if len(points) <= args.steps else ""))
         runs.append((title, field, points))
+    print(f"\nthe unrolled GAN's second-order term, |(θ, ψ)| after {args.steps} steps (the minimax game):")
+    print(f"{'K':>3s} {'η':>5s} {'first order':>12s} {'second order':>13s}")
+    for k, eta in ((1, 0.1), (5, 0.1), (1, 0.5), (5, 0.5)):
+        ends = [np.hypot(*descend(Unrolled(DiracGAN("ns", g_loss="minimax"), k, eta, order), tuple(args.start), args.lr,
+                                  args.steps, args.alternating)[-1]) for order in (1, 2)]
+        print(f"{k:3d} {eta:5g} {ends[0]:12.4g} {ends[1]:13.4g}")
     path = plot(args.out / "dirac_gan.png", runs, lim=args.lim, grid=args.grid, lr=args.lr, steps=args.steps,
                 alternating=args.alternating)
     print(f"wrote {path}")

@@ -49,7 +49,7 @@ def test_the_engines_field_is_the_closed_form(game, theta, psi, gamma):
 def test_the_panels_fields_are_the_games_they_name():
     titles = [title for title, _ in dirac.panels(2.0)]
     assert titles == ["GAN (the paper's minimax L)", "GAN, non-saturating G (minigan's ns)", "WGAN",
-                      "WGAN-GP, λ = 2", "GAN + R1, γ = 2"]
+                      "WGAN-GP, λ = 2", "GAN + R1, γ = 2", "unrolled GAN, 5 steps of D (η = 0.5)"]
     games = [("minimax", None), ("ns", None), ("wgan", None), ("wgan", "wgan-gp"), ("minimax", "r1")]
     for (_, field), game in zip(dirac.panels(2.0), games):
         np.testing.assert_allclose(field(0.7, -1.3), closed_form(game, 0.7, -1.3, 2.0), rtol=1e-12)
@@ -78,3 +78,30 @@ def test_the_demo_writes_its_figure_and_answers_mistakes_in_one_line(tmp_path, c
     assert dirac.main(["--out", str(tmp_path / "file"), "--steps", "1", "--grid", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("dirac_gan.py: cannot write") and len(err.splitlines()) == 1, err
+
+
+def f(t):
+    return -np.log1p(np.exp(-t))
+
+
+@given(values, values, st.integers(0, 6), st.floats(0.01, 1.0))
+def test_the_unrolled_field_is_the_derivative_through_ds_steps(theta, psi, k, eta):
+    """The paper's minimax game: ψ_{k+1} = ψ_k + η θ f'(θψ_k), and G's component is
+    −d/dθ f(θ ψ_K(θ)), the second-order term included (a central difference of the closed form)."""
+    def unrolled(th):
+        p = psi
+        for _ in range(k):
+            p = p + eta * th * f_prime(th * p)
+        return f(th * p)
+    h = 1e-5
+    expect = (-(unrolled(theta + h) - unrolled(theta - h)) / (2 * h), theta * f_prime(theta * psi))
+    field = dirac.Unrolled(dirac.DiracGAN("ns", g_loss="minimax"), k, eta)
+    np.testing.assert_allclose(field(theta, psi), expect, rtol=1e-6, atol=1e-8)
+    first = dirac.Unrolled(dirac.DiracGAN("ns", g_loss="minimax"), k, eta, order=1)(theta, psi)
+    p = psi
+    for _ in range(k):
+        p = p + eta * theta * f_prime(theta * p)
+    np.testing.assert_allclose(first, (-p * f_prime(theta * p), theta * f_prime(theta * psi)), rtol=1e-9, atol=1e-12)
+    if k == 0:  # no unrolling: the game's own field, both orders
+        np.testing.assert_allclose(field(theta, psi), closed_form(("minimax", None), theta, psi, 0), rtol=1e-6,
+                                   atol=1e-8)
