@@ -48,13 +48,13 @@ def train(model, x, x_test, *, epochs, batch, lr, seed):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--codes", type=int, nargs="+", default=[8, 32, 128])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
+    p.add_argument("--codes", type=int, nargs="+", default=[8, 32, 128], help="code sizes, one autoencoder each")
     p.add_argument("--conv", action="store_true", help="the convolutional variant")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=10, help="passes over the training split")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights and the shuffling")
     p.add_argument("--data-dir", type=Path, help="folder with the training split (default: the loader's search)")
     p.add_argument("--test-dir", type=Path, help="folder with the test split (default: the loader's search)")
     p.add_argument("--quick", action="store_true", help="synthetic data, one epoch: checks the pipeline")

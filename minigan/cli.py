@@ -15,7 +15,7 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
         text = action.help or ""
         shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
         if shown and "%(default)" not in text and "Default:" not in text:
-            text += " Default: %(default)s"
+            text += (" " if text.rstrip().endswith((".", ")")) else ". ") + "Default: %(default)s"
         return text
 
 

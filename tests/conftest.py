@@ -37,3 +37,48 @@ def mnist_dir():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# ---- the demos, run in this process ----------------------------------------------------------------
+DEMOS = REPO / "demos"
+_loaded = {}
+
+
+def load_demo(script):
+    """demos/<script> as a module (once per test process): its main(argv) is the command line."""
+    import importlib.util
+    import sys
+    if script not in _loaded:
+        if str(DEMOS) not in sys.path:
+            sys.path.insert(0, str(DEMOS))  # the demos import each other (cures.py uses mixture_gan)
+        spec = importlib.util.spec_from_file_location(f"demo_{script[:-3]}", DEMOS / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _loaded[script] = module
+    return _loaded[script]
+
+
+def run_demo(script, *args, cwd=None):
+    """`python demos/<script> ARGS` in this process: .returncode, .stdout, .stderr, as
+    subprocess.run gives them (argparse's errors included). A test that needs a process of its
+    own (a signal, a kill, two processes at once) uses subprocess instead."""
+    import contextlib
+    import io
+    import os
+    import types
+    import sys
+    out, err = io.StringIO(), io.StringIO()
+    previous, argv = os.getcwd(), sys.argv
+    sys.argv = [script, *map(str, args)]  # argparse names the program from it, as the shell would
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = load_demo(script).main([str(a) for a in args])
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.chdir(previous)
+        sys.argv = argv
+    return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

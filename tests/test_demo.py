@@ -9,12 +9,15 @@ import pytest
 
 from minigan import backend, checkpoint
 
+from conftest import run_demo
+
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "mnist_gan.py"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def run(*args, cwd):
-    return subprocess.run([sys.executable, str(DEMO), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    """`python demos/mnist_gan.py ARGS` in this process (the Ctrl-C test runs a process of its own)."""
+    return run_demo("mnist_gan.py", *args, cwd=cwd)
 
 
 def test_dry_run_end_to_end(tmp_path):

@@ -20,6 +20,7 @@ import pytest
 from minigan import checkpoint, data
 from minigan.trainer import GANTrainer, TrainingDiverged, latest_checkpoint
 
+from conftest import run_demo
 from test_data import write_split
 from test_trainer import make, ring
 
@@ -27,9 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEMOS = REPO / "demos"
 
 
-def demo(script, *args, env=None, timeout=600):
-    return subprocess.run([sys.executable, str(DEMOS / script), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=None if env is None else {**os.environ, **env})
+def demo(script, *args):
+    """The demo's command line, in this process (tests that need a process of their own use start())."""
+    return run_demo(script, *args)
 
 
 def one_line_error(r, *needles):
@@ -42,10 +43,13 @@ def one_line_error(r, *needles):
         assert needle in lines[-1], r.stderr
 
 
-def start(out, *args, env=None):
-    return subprocess.Popen([sys.executable, str(DEMOS / "mnist_gan.py"), "--dry-run", "--out", str(out), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=None if env is None else {**os.environ, **env})
+def start(out, *args, pause_save=None):
+    """The dry run in a process of its own; pause_save=(n, marker): its n-th checkpoint write
+    pauses with the data written, touching marker (tests/faults.py, injected from outside)."""
+    fault = [] if pause_save is None else [str(REPO / "tests" / "faults.py"), "pause-save", str(pause_save[0]),
+                                           str(pause_save[1])]
+    return subprocess.Popen([sys.executable, *fault, str(DEMOS / "mnist_gan.py"), "--dry-run", "--out", str(out),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for(condition, timeout=120):
@@ -58,7 +62,7 @@ def wait_for(condition, timeout=120):
 # ---- work lost ---------------------------------------------------------------------------------
 def test_kill_9_inside_a_checkpoint_write_leaves_nothing_resume_would_pick(tmp_path):
     out, marker = tmp_path / "out", tmp_path / "paused"
-    proc = start(out, "--epochs", "5", env={"MINIGAN_TEST_PAUSE_SAVE": f"2:{marker}"})
+    proc = start(out, "--epochs", "5", pause_save=(2, marker))
     wait_for(marker.exists)
     proc.kill()  # SIGKILL, with the second checkpoint's data written but not moved into place
     proc.communicate()
@@ -116,7 +120,7 @@ def test_an_inf_in_the_models_state_stops_the_run_and_keeps_the_good_checkpoint(
 
 def test_two_runs_on_one_out_folder(tmp_path):
     out, marker = tmp_path / "out", tmp_path / "paused"
-    first = start(out, "--epochs", "3", env={"MINIGAN_TEST_PAUSE_SAVE": f"1:{marker}"})
+    first = start(out, "--epochs", "3", pause_save=(1, marker))
     wait_for(marker.exists)  # the first run holds the folder, paused in its first checkpoint write
     r = demo("mnist_gan.py", "--dry-run", "--out", out)
     one_line_error(r, f"{out} is in use by another run (process {first.pid})")

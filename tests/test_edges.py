@@ -1,0 +1,74 @@
+"""The first hour's edges (issue 26): what a new user and a student met, each held by a test."""
+import numpy as np
+
+from minigan import checkpoint, models
+from minigan.trainer import GANTrainer, latest_checkpoint
+
+from conftest import run_demo
+
+
+def images(n=16, seed=0):
+    return np.tanh(np.random.default_rng(seed).standard_normal((n, 1, 28, 28))).astype(np.float32)
+
+
+def test_a_checkpoint_written_from_python_resumes_from_the_command_line(tmp_path):
+    """The API's defaults and the CLI's explicit flags are the same options: --plain is the DCGAN as
+    published, which is what GANTrainer's defaults train."""
+    t = GANTrainer(models.dcgan_generator(100, seed=0), models.dcgan_discriminator(seed=1), nz=100, seed=0,
+                   out_dir=tmp_path / "api", log=lambda *a: None)
+    t.fit(images(), epochs=1, batch_size=8)
+    ckpt = latest_checkpoint(tmp_path / "api")
+    r = run_demo("mnist_gan.py", "--plain", "--dry-run", "--resume", ckpt, "--out", tmp_path / "cli", "--epochs", 2)
+    assert r.returncode == 0 and f"resumed from {ckpt} at epoch 1, step 2" in r.stdout, r.stderr
+    r = run_demo("mnist_gan.py", "--dry-run", "--resume", ckpt, "--out", tmp_path / "default", "--epochs", 2)
+    assert r.returncode == 2 and "saved with ema=None, this run has ema=0.999" in r.stderr  # another cure: refused
+    assert "(the default run is --lr 0.001 --ema 0.999; --plain is the DCGAN without cures)" in r.stderr
+
+
+def test_the_default_stack_hint_goes_only_with_a_refusal_for_other_cures(tmp_path):
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"PK\x03\x04 not really a zip")
+    r = run_demo("mnist_gan.py", "--dry-run", "--resume", garbage, "--out", tmp_path / "o")
+    assert r.returncode == 2 and str(garbage) in r.stderr and "the default run is" not in r.stderr, r.stderr
+
+
+def test_a_wgan_critic_without_a_lipschitz_bound_is_said_once_and_its_scores_are_shown_raw(tmp_path):
+    r = run_demo("mnist_gan.py", "--dry-run", "--loss", "wgan", "--eval-every", 0, "--out", tmp_path / "w")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("note: --loss wgan without --sn or --gp wgan-gp") == 1
+    assert "critic(x)" in r.stderr and "critic(G(z))" in r.stderr and "D(x)" not in r.stderr
+    for bounded in (["--sn"], ["--gp", "wgan-gp"]):
+        r = run_demo("mnist_gan.py", "--dry-run", "--loss", "wgan", *bounded, "--eval-every", 0, "--out",
+                     tmp_path / bounded[-1])
+        assert r.returncode == 0 and "note: --loss wgan" not in r.stdout, r.stderr
+
+
+def test_the_dry_run_takes_the_batch_size_it_is_given(tmp_path):
+    r = run_demo("mnist_gan.py", "--dry-run", "--batch-size", 24, "--eval-every", 0, "--out", tmp_path / "d")
+    assert r.returncode == 0 and "72 images; 1 epochs of 3 steps, batch 24" in r.stdout, r.stdout + r.stderr
+    _, meta = checkpoint.load_run(latest_checkpoint(tmp_path / "d"))
+    assert meta["step"] == 3 and meta["batch_size"] == 24
+
+
+def test_a_step_budget_runs_exactly_that_many_steps_and_resumes(tmp_path):
+    points = np.random.default_rng(0).standard_normal((256, 2)).astype(np.float32)
+    G, D, _ = models.build_networks("mlp", nz=2, hidden=8)
+    t = GANTrainer(G, D, nz=2, out_dir=tmp_path, log=lambda *a: None)
+    assert t.fit(points, steps=13, batch_size=32) == "done" and t.step == 13  # 8 a pass: mid-epoch
+    _, meta = checkpoint.load_run(latest_checkpoint(tmp_path))
+    assert (meta["step"], meta["step_in_epoch"]) == (13, 5)
+    G, D, _ = models.build_networks("mlp", nz=2, hidden=8)
+    resumed = GANTrainer(G, D, nz=2, out_dir=tmp_path, log=lambda *a: None)
+    resumed.restore(latest_checkpoint(tmp_path))
+    assert resumed.fit(points, steps=20, batch_size=32) == "done" and resumed.step == 20
+
+
+def test_mixture_gan_says_its_budget_and_shows_its_defaults(tmp_path):
+    help_text = run_demo("mixture_gan.py", "--help").stdout
+    flat = " ".join(help_text.split())
+    assert "one seed, 200 steps" in flat and "Default: 5850" in flat and "Default: 256" in flat
+    mmd = flat[flat.index("--mmd-weight W add"):]
+    assert mmd.split("--mmd-space")[0].rstrip().endswith("Default: 1.0")  # this demo's, not the flag's 0
+    r = run_demo("mixture_gan.py", "--quick", "--mixtures", "ring", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "this run: 200 steps of batch 256, 1 seed(s) per arm — shorter than the 5,850-step benchmark" in r.stdout
