@@ -231,3 +231,16 @@ def test_the_own_layer_page_runs_as_written(tmp_path):
     model = Sequential(Conv2D(1, 8, 3, padding=1, rng=0), pool, Tanh())
     y = model.forward(np.ones((2, 1, 28, 28), np.float32))
     assert y.shape == (2, 8, 14, 14) and model.backward(np.ones_like(y)).shape == (2, 1, 28, 28)
+    # the page's GAN: its discriminator, trained by the trainer for an epoch of 64-image batches
+    gan_code = re.search(r"<!-- own-layer-gan -->\s*```python\n(.*?)```", page, re.S).group(1)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        scope = {}
+        exec(compile(gan_code, "own_layer_gan.py", "exec"), scope)
+        images = np.tanh(np.random.default_rng(0).standard_normal((128, 1, 28, 28))).astype(np.float32)
+        trainer = scope["train_with_avgpool"](images, tmp_path / "run")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("my_layers", None)
+    assert trainer.step == 2 and (tmp_path / "run" / "samples_epoch001.png").is_file()
+    assert any(type(layer).__name__ == "AvgPool2D" for layer in trainer.D.layers)
