@@ -44,7 +44,9 @@ CURES = {  # arm -> the cure options (GANTrainer's keywords), each cure alone
     "lecam": dict(lecam=0.3), "pixel mmd": dict(mmd_weight=1.0, mmd_sigmas=[2.0, 4.0, 8.0, 16.0, 32.0]),
     "feature mmd": dict(mmd_weight=1.0, mmd_space="features"),
     "feature matching": dict(feature_matching=1.0), "d mmd": dict(d_mmd_weight=0.1),
-    "unroll 1": dict(unroll=1), "d-steps 2": dict(d_steps=2),
+    "unroll 1": dict(unroll=1), "unroll 1, 2nd order": dict(unroll=1, unroll_order=2), "d-steps 2": dict(d_steps=2),
+    "r1": dict(gp="r1"), "r1 every 16": dict(gp="r1", gp_every=16), "wgan-gp": dict(loss="wgan", gp="wgan-gp"),
+    "dragan": dict(gp="dragan"), "madgan 4": dict(madgan=4), "mrgan": dict(mrgan=0.2), "ebgan": dict(ebgan=True),
 }
 
 
