@@ -28,14 +28,14 @@ PUBLISHED = {  # (modes, % high quality), PacGAN (Lin et al. 2018), Table 1
 }
 
 
-def run(name, seed, *, steps, batch, hidden, lr, beta1=0.5, options=None, n_points=100_000):
+def run(name, seed, *, steps, batch, hidden, lr, beta1=0.5, options=None, feature_layer=None, n_points=100_000):
     """Train one MLP GAN on n_points of the mixture for `steps` steps; return (score, 2,500
     samples, s/step). options: the cures' (GANTrainer's keywords)."""
     import time
     points = metrics.sample_mixture(name, n_points, seed)
     G, D, networks = models.build_networks("mlp", nz=2, seed=seed, hidden=hidden, options=options)
-    t = GANTrainer(G, D, nz=2, lr=lr, beta1=beta1, seed=seed, networks=networks, log=lambda *a: None,
-                   log_every=100, **(options or {}))
+    t = GANTrainer(G, D, nz=2, lr=lr, beta1=beta1, seed=seed, networks=networks, feature_layer=feature_layer,
+                   log=lambda *a: None, log_every=100, **(options or {}))
     start = time.perf_counter()
     status = t.fit(points, steps=steps, batch_size=batch)
     if status != "done":  # a stopped run is not a result
@@ -74,7 +74,8 @@ def compare(args, cured, label):
     results = {}
     for name in args.mixtures:
         means, _ = metrics.mixture(name)
-        for arm, tag, kw in (("GAN", "gan", {}), (f"GAN + {label}", "cured", {"options": cured})):
+        for arm, tag, kw in (("GAN", "gan", {}),
+                             (f"GAN + {label}", "cured", {"options": cured, "feature_layer": args.feature_layer})):
             scores, panels = [], {}
             for seed in range(args.seeds):
                 score, samples, _ = run(name, seed, steps=args.steps, batch=args.batch_size,

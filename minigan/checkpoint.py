@@ -218,7 +218,7 @@ def run_files(folder):
 
 
 def claim_folder(folder, *, overwrite=False, dry_run=False, hint="", log=print):
-    """Make `folder` the home of a new run (call it holding the folder's RunLock): refuse, with
+    """Make `folder` the home of a new run (holding the folder's RunLock): refuse, with
     FolderInUse, a folder that holds another run's files (a run's names only: other files are
     left alone), unless `overwrite` says to delete them, or both the old run and this one are
     dry runs (synthetic data: nothing to lose). Then write the run record."""
@@ -251,14 +251,21 @@ class RunLocked(RuntimeError):
     """Another live process owns this output folder."""
 
 
+_held = {}  # lock paths this process holds -> how many `with` blocks hold each
+
+
 class RunLock:
     """`with RunLock(folder):` owns `folder` for one run: a `.lock` file holding the owner's PID,
-    created exclusively. A lock whose process is gone (a killed run) is taken over."""
+    created exclusively. A lock whose process is gone (a killed run) is taken over. The process
+    that holds it may take it again (the demo around a resume and the fit, the trainer inside)."""
 
     def __init__(self, folder):
-        self.path = Path(folder) / ".lock"
+        self.path = Path(folder).resolve() / ".lock"
 
     def __enter__(self):
+        if _held.get(self.path):
+            _held[self.path] += 1
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(2):
             try:
@@ -275,6 +282,7 @@ class RunLock:
             with os.fdopen(fd, "w") as f:
                 f.write(f"{os.getpid()}\n")
             clean_leftovers(self.path.parent / "checkpoints")
+            _held[self.path] = 1
             return self
         raise RunLocked(f"{self.path}: could not take the lock (another run took it first)")
 
@@ -285,6 +293,10 @@ class RunLock:
             return None
 
     def __exit__(self, *exc):
+        _held[self.path] -= 1
+        if _held[self.path]:
+            return
+        del _held[self.path]
         if self._owner() == os.getpid():
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()

@@ -19,7 +19,8 @@ Terms return (value, gradient) at a tap; each pass sums its tap's terms and runs
     g_fake              G's step     adversarial G loss on s_f
     g_fake_features     G's step     feature matching; MMD² on D's features (mmd); EBGAN's
                                      pulling-away term
-    g_fake_pixels       G's step     MMD² on pixels (mmd); MAD-GAN's similarity penalty
+    g_fake_pixels       G's step     MMD² on pixels (mmd); MAD-GAN's similarity penalty; MRGAN's
+                                     diffusion term, −log D2(G(z))
 
 "Features" are the output of D's layer at a Tap (minigan/layers/tap.py): f(x) is read there
 and the terms' gradients join the backward there. Work that is not a term at a tap adds to a
@@ -28,6 +29,7 @@ network's gradients in d_extra (gradient penalties) or g_extra (MRGAN's reconstr
 import numpy as np
 
 from . import backend as backend_mod
+from . import checkpoint
 from . import cures as cure_registry
 from .cures.base import BadOption
 from .layers.tap import Tap, find_tap
@@ -179,12 +181,12 @@ class GAN:
         return loss_real + loss_fake + loss_feat, s_real, s_fake, dfake
 
     def g_update(self, real, fake):
-        """One step of G through D (D's own parameter gradients are not needed: param_grads=False).
-        G's terms add their gradients at D's output, at D's features and at G's output.
-        Returns L_G."""
+        """One step of G through D. D's own parameter gradients are not needed (param_grads=False;
+        only the second-order unroll asks for them, d_grads_in_g_step). G's terms add their
+        gradients at D's output, at D's features and at G's output. Returns L_G."""
         G, D, at = self.G, self.D, self.taps.at
         h_real = None
-        if self.taps.terms["g_fake_features"]:
+        if any(c.needs_real_features for c in self.cures):
             D.forward(real)
             h_real = self.features.value  # under the D that G is trained against
         s_fake = D.forward(fake)
@@ -226,19 +228,16 @@ class GAN:
         parts = {**{name: net.state_dict() for name, net in self.nets.items()},
                  **{f"optim_{name}": opt.state_dict() for name, opt in self.opt.items()},
                  **{c.prefix: c.state_dict() for c in self.cures}}
-        return {f"{prefix}/{k}": v for prefix, part in parts.items() for k, v in part.items()}
+        return {k: v for prefix, part in parts.items() for k, v in checkpoint.with_prefix(part, prefix).items()}
 
     def load_state_dict(self, arrays):
         """The inverse of state_dict (ValueError naming what does not fit)."""
-        def part(prefix):
-            p = prefix + "/"
-            return {k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}
         for name, net in self.nets.items():
-            net.load_state_dict(part(name))
+            net.load_state_dict(checkpoint.subset(arrays, name))
         for name, opt in self.opt.items():
-            opt.load_state_dict(part(f"optim_{name}"))
+            opt.load_state_dict(checkpoint.subset(arrays, f"optim_{name}"))
         for c in self.cures:
-            c.load_state_dict(part(c.prefix), self.xp)
+            c.load_state_dict(checkpoint.subset(arrays, c.prefix), self.xp)
 
     def rng_states(self):
         return {name: net.rng_states() for name, net in self.nets.items()}

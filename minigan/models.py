@@ -17,13 +17,12 @@ def dcgan_generator(nz=100, *, seed=0, heads=1):
     """
     rng = init.as_generator(seed)
     up = dict(stride=2, padding=2, output_padding=1, bias=False, rng=rng)
-    last = [ConvTranspose2D(64, 1, 5, padding=2, rng=rng) for _ in range(heads)]
-    G = Sequential(
-        Dense(nz, 7 * 7 * 256, bias=False, rng=rng), BatchNorm(7 * 7 * 256), LeakyReLU(0.2),
-        Reshape((256, 7, 7)),
-        ConvTranspose2D(256, 128, 5, **up), BatchNorm(128), LeakyReLU(0.2),
-        ConvTranspose2D(128, 64, 5, **up), BatchNorm(64), LeakyReLU(0.2),
-        last[0] if heads == 1 else Heads(*last), Tanh())
+    trunk = [Dense(nz, 7 * 7 * 256, bias=False, rng=rng), BatchNorm(7 * 7 * 256), LeakyReLU(0.2),
+             Reshape((256, 7, 7)),
+             ConvTranspose2D(256, 128, 5, **up), BatchNorm(128), LeakyReLU(0.2),
+             ConvTranspose2D(128, 64, 5, **up), BatchNorm(64), LeakyReLU(0.2)]
+    last = [ConvTranspose2D(64, 1, 5, padding=2, rng=rng) for _ in range(heads)]  # drawn after the trunk
+    G = Sequential(*trunk, last[0] if heads == 1 else Heads(*last), Tanh())
     return init.init_dcgan(G, rng)
 
 
@@ -175,8 +174,8 @@ def build_networks(kind, *, nz, seed=0, hidden=128, options=None):
 NETWORKS = {  # name -> builder(kind, nz=, seed=, hidden=) of the networks cures add
     "E": lambda kind, nz, seed, hidden: (dcgan_encoder(nz, seed=seed) if kind == "dcgan"
                                          else mlp_encoder(2, nz, hidden=hidden, seed=seed)),
-    "D2": lambda kind, nz, seed, hidden: (dcgan_discriminator(seed=seed) if kind == "dcgan"
-                                          else mlp_discriminator(2, hidden=hidden, seed=seed)),
+    "D2": lambda kind, nz, seed, hidden: (dcgan_discriminator(seed=seed + 1) if kind == "dcgan"
+                                          else mlp_discriminator(2, hidden=hidden, seed=seed + 1)),
 }
 
 
@@ -190,7 +189,7 @@ def load_generator(path, *, ema=True):
     which = "G_ema" if ema and any(k.startswith("G_ema/") for k in arrays) else "G"
     state = checkpoint.subset(arrays, which)
     state.pop("t", None)  # the EMA's update count
-    G = dcgan_generator(meta["config"]["nz"])
+    G = dcgan_generator(meta["config"]["nz"], heads=meta["config"].get("madgan") or 1)
     try:
         G.load_state_dict(state)
     except ValueError as e:

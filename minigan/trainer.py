@@ -2,8 +2,9 @@
 logging. What one step computes is minigan/gan.py; GANTrainer puts the two together.
 
 Randomness: one host generator (seed=) draws each epoch's shuffle and all its z at the
-epoch's start; they move to the backend once, so nothing crosses host <-> device inside a
-step. Saving that generator's state at the epoch's start, plus the step reached and the
+epoch's start; they move to the backend once, so nothing is read from the device inside a step
+(the gradient penalties' random points are drawn on the host and uploaded, a write that does
+not wait for the device; feature MMD's bandwidth, a median, is the one read). Saving that generator's state at the epoch's start, plus the step reached and the
 generators of random layers (DiffAugment), makes a resumed run bit-identical to an
 uninterrupted one, even from mid-epoch (Ctrl-C, SIGTERM).
 
@@ -98,8 +99,16 @@ class Trainer:
             raise ValueError(f"Trainer.fit: this run stopped mid-epoch with batch_size={self.batch_size}; "
                              f"resume it with that batch size, got {batch_size}")
         self.model.check_data(batch_size, data.shape[1:])
+        with contextlib.ExitStack() as owned:
+            if self.out_dir is not None:  # one run owns the folder at a time (re-entrant for this process)
+                owned.enter_context(checkpoint.RunLock(self.out_dir))
+            return self.run_epochs(data, batch_size, epochs if steps is None else math.ceil(steps / (n // batch_size)),
+                             steps)
+
+    def run_epochs(self, data, batch_size, epochs, steps):
+        """fit's loop, the folder claimed and locked: epochs of steps, logs, checkpoints, signals."""
+        n = len(data)
         per_epoch = n // batch_size
-        epochs = epochs if steps is None else math.ceil(steps / per_epoch)
         self._claim_folder()
         if not self.prepared:
             self.model.prepare(data)
@@ -167,6 +176,12 @@ class Trainer:
             return
         own = (self.last_checkpoint is not None
                and self.last_checkpoint.resolve().parent == (self.out_dir / "checkpoints").resolve())
+        newer = [p for p in checkpoint.listed(self.out_dir / "checkpoints") if own and
+                 checkpoint.NAME.match(p.name) and int(checkpoint.NAME.match(p.name).group(2)) > self.step]
+        if newer:  # continuing would interleave two futures of one run in one folder
+            raise checkpoint.FolderInUse(f"{self.last_checkpoint} is not the newest checkpoint of {self.out_dir} "
+                                         f"({newer[-1].name} is); resume from that, or continue from this one "
+                                         "into another folder")
         if not own:
             checkpoint.claim_folder(self.out_dir, overwrite=self.overwrite, dry_run=self.dry_run, hint=self.hint,
                                     log=self.log)
@@ -281,7 +296,7 @@ class Trainer:
         except ValueError as e:
             raise checkpoint.CheckpointError(f"{path}: does not fit this model ({e})") from e
         self.changes = list(meta.get("changes", []))
-        for key in ("lr", "beta1", "lr_d", "lr_g"):
+        for key in ("lr", "beta1", *(k for cls in cure_registry.CURES for k in cls.changeable)):
             if saved.get(key) != self.config[key]:
                 self.changes.append(dict(step=meta["step"], option=key, old=saved.get(key), new=self.config[key]))
                 self.log(f"resume: {key} changed from {saved.get(key)} to {self.config[key]} at step {meta['step']} "
@@ -308,16 +323,20 @@ def compare(saved, networks, model, path):
         raise OptionsDiffer(f"{path}: saved with {what}={old!r}, this run has {what}={new!r}; resume with the "
                             f"same options")
     now = model.config
-    if saved.get("nz") != now["nz"]:
-        differ("nz", saved.get("nz"), now["nz"])
+    for key in ("nz", "seed"):  # the seed draws the fixed grid's z and the penalties' points
+        if saved.get(key) != now[key]:
+            differ(key, saved.get(key), now[key])
     old_values = cure_registry.resolve({k: v for k, v in saved.items() if k in cure_registry.options()})
     for cls in cure_registry.CURES:
         was, is_ = cls.on(old_values), cls.on(now)
         for o in cls.options:
             if o.key not in cls.changeable and (was or is_) and old_values[o.key] != now[o.key]:
                 differ(o.key, old_values[o.key], now[o.key])
-    if any(c.needs_features for c in model.cures) and saved.get("feature_layer") != now["feature_layer"]:
-        differ("feature_layer", saved.get("feature_layer"), now["feature_layer"])
+    default = len(model.D.layers) - 2  # feature_layer=None means D's last hidden layer
+    layer = {k: default if v is None else v for k, v in (("saved", saved.get("feature_layer")),
+                                                         ("now", now["feature_layer"]))}
+    if any(c.needs_features for c in model.cures) and layer["saved"] != layer["now"]:
+        differ("feature_layer", layer["saved"], layer["now"])
     for name, layers in (networks or {}).items():
         mine = model.structure().get(name)
         if mine != layers:

@@ -431,23 +431,23 @@ def test_tap_is_the_identity_plus_what_terms_add(n, a, b, seed):
 
 
 # ---- gradient penalties as a cure ---------------------------------------------------------------
-def test_lazy_penalty_every_k_steps_with_gain_k_and_adam_rescaled():
+def test_lazy_penalty_every_k_steps_in_a_step_of_its_own_with_gain_k_and_adam_rescaled():
+    from minigan import penalties
     G, D, _ = models.build_networks("mlp", nz=2, hidden=8)
     t = GANTrainer(G, D, nz=2, lr=1e-3, gp="r1", gp_weight=2.0, gp_every=4, log=lambda *a: None)
-    c = 4 / 5
+    c = 4 / 5  # D takes 5 Adam steps per 4 batches
     assert t.model.opt["D"].lr == pytest.approx(1e-3 * c) and t.model.opt["D"].betas == pytest.approx((0.5 ** c, 0.999 ** c))
     assert t.model.opt["G"].lr == 1e-3  # G's optimizer is left alone
     gp = next(cure for cure in t.model.cures if cure.name == "gp")
-    seen = []
-    from minigan import penalties
-    original = penalties.gradient_penalty
+    seen, original = [], penalties.gradient_penalty
 
     def spy(D, x, kind, weight, **kw):
-        seen.append((t.model.opt["D"].t, weight))
+        seen.append((gp.steps, t.model.opt["D"].t, weight))
         return original(D, x, kind, weight, **kw)
     penalties.gradient_penalty = spy
     try:
         t.fit(np.random.default_rng(0).standard_normal((64, 2)).astype(np.float32), epochs=1, batch_size=8)
     finally:
         penalties.gradient_penalty = original
-    assert seen == [(0, 8.0), (4, 8.0)] and gp.every == 4  # D's steps 0 and 4 of 8, weight 4 · 2
+    # D's steps 0 and 4 of 8, each after that step's own Adam step (t counts both kinds), weight 4 · 2
+    assert seen == [(0, 1, 8.0), (4, 6, 8.0)] and gp.steps == 8 and t.model.opt["D"].t == 10

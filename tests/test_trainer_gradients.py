@@ -117,7 +117,7 @@ ARMS = {
     "madgan": dict(madgan=3), "madgan-sim": dict(madgan=3, madgan_sim=0.5),
     "ebgan": dict(ebgan=True, ebgan_margin=5.0), "mrgan": dict(mrgan=0.2),
     "mrgan-diffusion": dict(mrgan=0.2, mrgan_diffusion=True), "d-mmd": dict(d_mmd_weight=0.1),
-    "r1": dict(gp="r1", gp_weight=1.0), "r2+lazy": dict(gp="r2", gp_weight=1.0, gp_every=4),
+    "r1": dict(gp="r1", gp_weight=1.0), "r2": dict(gp="r2", gp_weight=1.0),
     "wgan-gp": dict(loss="wgan", gp="wgan-gp", gp_weight=1.0), "dragan+mbstd": dict(gp="dragan", gp_weight=1.0, mbstd=2),
 }
 

@@ -7,6 +7,8 @@ The formulas, recipes and published numbers are in docs/cures.md.
 """
 import difflib
 
+import numpy as np
+
 from .base import BadOption, Cure, Option
 from .d_mmd import DiscriminatorMMD
 from .diffaug import DiffAugment
@@ -26,8 +28,12 @@ from .spectral import SpectralNorm
 from .ttur import TTUR
 from .unroll import Unroll
 
+# The order is the order of the hooks. Two places depend on it: Unroll's g_extra comes before
+# MRGAN's (it needs G's cache from the step's own fake batch, which MRGAN's pass replaces), and
+# GradientPenalty's attach comes last (a lazy penalty rescales D's Adam; MRGAN's second D takes
+# D's rate before that).
 CURES = [Loss, TTUR, SpectralNorm, DiffAugment, Pack, MinibatchStdDev, MinibatchDiscrimination, EMA, LeCam,
-         FeatureMatching, MMD, DiscriminatorMMD, GradientPenalty, Unroll, MADGAN, MRGAN, EBGAN]
+         FeatureMatching, MMD, DiscriminatorMMD, Unroll, MADGAN, MRGAN, EBGAN, GradientPenalty]
 
 
 def options():
@@ -44,10 +50,19 @@ def resolve(given):
         close = difflib.get_close_matches(unknown[0], list(known) + ["lr", "beta1", "nz", "seed"], n=1)
         raise BadOption(f"unexpected option {unknown[0]!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
                         + f"; the cures' options are {', '.join(known)}")
-    values = {key: given.get(key, o.default) for key, o in known.items()}
+    values = {key: _plain(given.get(key, o.default)) for key, o in known.items()}
     for key, o in known.items():
         o.validate(values[key])
     return values
+
+
+def _plain(value):
+    """Python's own numbers for NumPy's (a checkpoint records the options as JSON)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def build(values):

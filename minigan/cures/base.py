@@ -97,6 +97,7 @@ class Cure:
     changeable = ()  # option keys a resume may change (recorded in the run's changes)
     adversarial = False  # True: it defines D's and G's adversarial terms (the Loss cure gives way)
     needs_features = False  # True: it reads or adds gradients at D's features (gan.features, a Tap)
+    needs_real_features = False  # True: its term at D's features in G's step reads the real batch's
     in_d_step = False  # True: its state changes in D's step (unrolling D puts it back)
     lipschitz = False  # True: it keeps D's scores Lipschitz (--loss wgan needs one such cure)
 

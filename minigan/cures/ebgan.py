@@ -1,7 +1,7 @@
 """EBGAN (Zhao et al. 2017): D is an autoencoder whose energy is its reconstruction error."""
 from ..backend import xp_of
 from ..layers.containers import Energy
-from .base import BadOption, Cure, Option, weight
+from .base import BadOption, Cure, Option, weight, weighted
 
 
 def pulling_away(S):
@@ -42,9 +42,10 @@ class EBGAN(Cure):
 
     def __init__(self, values):
         self.margin, self.pt = values["ebgan_margin"], values["ebgan_pt"]
-        clash = [k for k in ("sn", "diffaug", "mbstd", "mbdisc") if values[k]] + (["pack"] if values["pack"] > 1 else [])
+        clash = [k for k in ("sn", "diffaug", "mbstd", "mbdisc", "gp") if values[k]] + \
+            (["pack"] if values["pack"] > 1 else []) + (["lecam"] if values["lecam"] > 0 else [])
         if clash:
-            raise BadOption(f"ebgan: its D is an autoencoder; {', '.join(clash)} change the classifier D and do "
+            raise BadOption(f"ebgan: its D is an autoencoder; {', '.join(clash)} expect the classifier D and do "
                             "not apply", f"--ebgan: its D is an autoencoder; --{clash[0].replace('_', '-')} does "
                             "not apply to it")
         self.needs_features = self.pt > 0
@@ -61,7 +62,7 @@ class EBGAN(Cure):
         gan.taps.add("d_fake", self.d_fake)
         gan.taps.add("g_fake", self.g)
         if self.pt:
-            gan.taps.add("g_fake_features", lambda S, S_real: self._pt(S))
+            gan.taps.add("g_fake_features", weighted(self.pt, lambda S, S_real: pulling_away(S)))
 
     @staticmethod
     def d_real(e):
@@ -74,10 +75,6 @@ class EBGAN(Cure):
     @staticmethod
     def g(e):
         return e.mean(), xp_of(e).full(e.shape, 1 / e.size, e.dtype)
-
-    def _pt(self, S):
-        value, grad = pulling_away(S)
-        return self.pt * value, grad.dtype.type(self.pt) * grad
 
     def scores(self, e_real, e_fake):
         """The mean energies, and r_t = mean sign(mean E(G(z)) − E(x)): +1 when D gives every real

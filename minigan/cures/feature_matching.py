@@ -7,7 +7,7 @@ class FeatureMatching(Cure):
     """W · minigan.losses.feature_matching(f(G(z)), f(x)) added to G's loss at D's features
     (--feature-layer), f(x) taken under the D that G is trained against."""
     name = "feature_matching"
-    needs_features = True
+    needs_features = needs_real_features = True
     options = (weight("feature_matching", "add W × feature matching on D's features (--feature-layer) to "
                       "G's loss (Salimans et al. 2016)."),)
 

@@ -2,7 +2,7 @@
 from .. import losses
 from ..backend import xp_of
 from ..layers.containers import Heads
-from .base import BadOption, Cure, count, weight
+from .base import BadOption, Cure, count, weight, weighted
 
 
 def cosine_similarity(fake, k):
@@ -45,6 +45,11 @@ class MADGAN(Cure):
         if self.k < 2:
             raise BadOption(f"madgan={self.k}: expected at least 2 generators", f"--madgan {self.k}: expected at "
                             "least 2 generators")
+        clash = [k for k, on in (("pack", values["pack"] > 1), ("lecam", values["lecam"] > 0), ("gp", values["gp"]))
+                 if on]
+        if clash:  # packs mix generators; LeCam's anchors and the penalties expect one logit per sample
+            raise BadOption(f"madgan: its D names each sample's source among {self.k + 1} classes; {clash[0]} does not "
+                            "apply to it", f"--madgan: --{clash[0]} does not apply to MAD-GAN's {self.k + 1}-way D")
 
     def generator(self):
         return {"heads": self.k}
@@ -67,7 +72,7 @@ class MADGAN(Cure):
         gan.taps.add("d_fake", self.d_fake)
         gan.taps.add("g_fake", self.g)
         if self.sim:
-            gan.taps.add("g_fake_pixels", lambda fake, real: self._similarity(fake))
+            gan.taps.add("g_fake_pixels", weighted(self.sim, lambda fake, real: cosine_similarity(fake, self.k)))
 
     def _labels(self, s, real):
         xp = xp_of(s)
@@ -83,10 +88,6 @@ class MADGAN(Cure):
 
     def g(self, s):
         return losses.softmax_cross_entropy(s, self._labels(s, True))
-
-    def _similarity(self, fake):
-        value, grad = cosine_similarity(fake, self.k)
-        return self.sim * value, grad.dtype.type(self.sim) * grad
 
     def scores(self, s_real, s_fake):
         """P(real) that D gives real and fake samples, and r_t = mean sign(P(real | x) − 1/2)."""

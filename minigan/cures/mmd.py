@@ -31,7 +31,7 @@ class MMD(Cure):
 
     def __init__(self, values):
         self.weight, self.space = values["mmd_weight"], values["mmd_space"]
-        self.needs_features = self.space == "features"
+        self.needs_features = self.needs_real_features = self.space == "features"
         self.sigmas = None if values["mmd_sigmas"] is None else [float(s) for s in values["mmd_sigmas"]]
         self.last = 0.0
 

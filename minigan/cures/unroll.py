@@ -44,10 +44,12 @@ class Unroll(Cure):
         self.saved = None
 
     def check(self, gan):
-        if self.order == 2 and any(type(c).d_extra is not Cure.d_extra for c in gan.cures):
-            raise BadOption("unroll_order=2: the second-order term does not yet differentiate a gradient penalty "
-                            "(--gp); use unroll_order=1 with it", "--unroll-order 2 with --gp is not built; "
-                            "use --unroll-order 1")
+        extra = [c.name for c in gan.cures if c is not self and (type(c).d_extra is not Cure.d_extra or
+                                                                  type(c).g_extra is not Cure.g_extra)]
+        if self.order == 2 and extra:  # their work in D's or G's step depends on θ_D in ways the term leaves out
+            raise BadOption(f"unroll_order=2: the second-order term does not differentiate {extra[0]}'s own work "
+                            "in D's or G's step; use unroll_order=1 with it",
+                            f"--unroll-order 2 with --{extra[0]} is not built; use --unroll-order 1")
 
     def attach(self, gan):
         gan.d_grads_in_g_step = self.order == 2
@@ -139,8 +141,10 @@ def snapshot(gan):
 
 
 def restore(gan, saved, rng=False):
-    """Put D back as snapshot() saw it; its random generators too when `rng` (the unrolled steps'
-    draws are otherwise kept, as a run without unrolling would not have drawn them)."""
+    """Put D back as snapshot() saw it; its random generators too when `rng`. After the unrolled
+    steps they are left where those steps' draws took them (D's later steps draw on from there),
+    as they always were; the second-order pass puts them back, so both sides of a central
+    difference draw alike."""
     model, optimizer, cures, states = saved  # loaded as copies: Adam updates D's arrays in place
     gan.D.load_state_dict({k: v.copy() for k, v in model.items()})
     gan.opt["D"].load_state_dict({k: v.copy() for k, v in optimizer.items()})
