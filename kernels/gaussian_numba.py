@@ -1,6 +1,6 @@
-"""The fused pass of the Gaussian kernel on the CPU, compiled by numba.
+"""The fused pass of the Gaussian kernel on the CPU, compiled by numba (as gaussian.fused_numpy).
 
-    D = max(xx_i + yy_j − 2 G_ij, 0);   K_ij = Σ_s exp(−D / (2σ_s²));   Kw_ij = Σ_s exp(…) / σ_s²
+    D = max(xx_i + yy_j − 2 G_ij, 0);  e_s = exp(−D / (2σ_s²));  K_ij = Σ_s e_s;  W_ij = Σ_s scale_s e_s
 
 numba's math.exp is a scalar libm call that does not vectorise (the PyPI build has no SVML),
 so the exp is written out: exp(t) = 2^k · exp(r), with k = round(t / ln 2) and
@@ -10,17 +10,15 @@ below one ulp), and 2^k is built directly in the exponent bits of an integer vie
 float. Every step is branch-free, so LLVM vectorises the loop over j. Arguments below the
 smallest normal number's exponent give exactly 0.
 
-Threads: a parallel region right after a threaded OpenBLAS matmul pays a fixed cost while
-BLAS threads still spin (~8 ms measured here), which would dominate GAN-sized batches; rows
-are split over threads only when the matrix is large.
+Threads: none here. The function releases the GIL (nogil), and kernels/tiled.py runs one tile
+per worker thread, each with one BLAS thread: a numba parallel region right after a threaded
+OpenBLAS call would fight the BLAS threads that still spin.
 """
 import functools
 import math
 
 import numba
 import numpy as np
-
-PARALLEL_MIN_ENTRIES = 1 << 22  # below this many entries of K (2048²), one thread is faster
 
 # per dtype: (integer type of the same width, exponent bias, mantissa bits, lowest argument,
 #             ln 2 high part, ln 2 low part, Taylor degree)
@@ -30,8 +28,17 @@ _FORMATS = {
 }
 
 
+@numba.njit(fastmath={"reassoc"}, nogil=True, cache=False)
+def _sum64(a, lo):
+    """Σ_{j ≥ lo} a_j in float64; reassociation lets LLVM split the sum over vector lanes."""
+    s = 0.0
+    for j in range(lo, a.size):
+        s += np.float64(a[j])
+    return s
+
+
 @functools.cache
-def _make_rows(dtype, parallel):
+def _make_tile(dtype):
     """Compile the fused pass for one dtype, with that dtype's exp constants baked in."""
     itype, bias, mant, lowest, ln2_hi, ln2_lo, degree = _FORMATS[dtype]
     f = dtype.type
@@ -40,21 +47,25 @@ def _make_rows(dtype, parallel):
     COEFFS = tuple(f(1 / math.factorial(i)) for i in range(degree, -1, -1))  # Horner order
     BIAS, MANT, NO_BITS = itype(bias), itype(mant), itype(0)
 
-    def rows(xx, yy, G, neg_inv_2s2, inv_s2, weighted, K, Kw):
+    def tile(xx, yy, G, neg_inv_2s2, scale, has_diag, off, upper, write, ksum, wsum):
         n, m = G.shape
-        for i in numba.prange(n):
-            d = np.empty(m, dtype)
-            p = np.empty(m, dtype)
-            bits = np.empty(m, itype)
-            scale = bits.view(dtype)
-            for j in range(m):
+        d = np.empty(m, dtype)
+        p = np.empty(m, dtype)
+        k = np.empty(m, dtype)
+        w = np.empty(m, dtype)
+        bits = np.empty(m, itype)
+        two_k = bits.view(dtype)
+        for i in range(n):
+            lo = min(max(i + off + 1, 0), m) if upper else 0  # a symmetric block: its strict upper triangle
+            for j in range(lo, m):
                 d[j] = max(xx[i] + yy[j] - TWO * G[i, j], ZERO)
-                K[i, j] = 0
-                if weighted:
-                    Kw[i, j] = 0
+                k[j] = ZERO
+                w[j] = ZERO
+            if has_diag and 0 <= i + off < m:
+                d[i + off] = ZERO  # ‖x_i − x_i‖² is 0, whatever the GEMM's rounding says
             for s in range(neg_inv_2s2.size):
                 c = neg_inv_2s2[s]
-                for j in range(m):
+                for j in range(lo, m):
                     arg = d[j] * c
                     t = max(arg, LOWEST)
                     kf = np.floor(t * LOG2E + HALF)
@@ -64,21 +75,28 @@ def _make_rows(dtype, parallel):
                         poly = poly * r + coef
                     p[j] = poly
                     bits[j] = (itype(kf) + BIAS) << MANT if arg >= LOWEST else NO_BITS  # 0 bits = 0.0
-                for j in range(m):
-                    e = p[j] * scale[j]
-                    K[i, j] += e
-                    if weighted:
-                        Kw[i, j] += e * inv_s2[s]
+                sc = scale[s]
+                for j in range(lo, m):
+                    e = p[j] * two_k[j]
+                    k[j] += e
+                    w[j] += e * sc
+            ksum[i] = _sum64(k, lo)
+            wsum[i] = _sum64(w, lo)
+            if write:
+                for j in range(lo, m):
+                    G[i, j] = w[j]
 
-    return numba.njit(cache=False, parallel=parallel)(rows)
+    return numba.njit(nogil=True, cache=False)(tile)
 
 
-def fused_numba(xx, yy, G, sigmas, weighted):
-    """As gaussian.fused_numpy: returns (K, Kw or None), in G's dtype."""
+def fused_numba(xx, yy, G, sigmas, scale=None, *, diag=None, upper=False, write=True):
+    """As gaussian.fused_numpy: returns (row sums of K, row sums of W), float64; W over G when write."""
     dt = G.dtype
     neg_inv_2s2 = np.array([-0.5 / s ** 2 for s in sigmas], dt)
-    inv_s2 = np.array([1 / s ** 2 for s in sigmas], dt)
-    K = np.empty_like(G)
-    Kw = np.empty_like(G) if weighted else K  # not written when weighted is False
-    _make_rows(dt, G.size >= PARALLEL_MIN_ENTRIES)(xx, yy, np.ascontiguousarray(G), neg_inv_2s2, inv_s2, weighted, K, Kw)
-    return K, (Kw if weighted else None)
+    scale = np.ones(len(sigmas), dt) if scale is None else np.asarray(scale, dt)
+    ksum, wsum = np.empty(len(G)), np.empty(len(G))
+    if not G.flags.c_contiguous:
+        raise ValueError("fused_numba: expected a C-contiguous Gram block")
+    _make_tile(dt)(xx, yy, G, neg_inv_2s2, scale, diag is not None, 0 if diag is None else diag, upper, write,
+                   ksum, wsum)
+    return ksum, wsum
