@@ -20,6 +20,7 @@ from . import tiled
 
 BACKENDS = ("auto", "numpy", "numba", "cupy")
 ESTIMATORS = ("exact", "rff", "linear")
+CHECKED_BYTES = 1 << 28  # gaussian_kernel_matrix asks for the free memory past this size
 
 
 def _check(X, Y, sigmas, name):
@@ -39,7 +40,8 @@ def _check(X, Y, sigmas, name):
     if X.dtype != Y.dtype:
         raise TypeError(f"{name}: X and Y have different dtypes: {X.dtype} and {Y.dtype}")
     try:
-        s = [float(v) for v in np.ravel(_backend.to_host(sigmas) if hasattr(sigmas, "shape") else sigmas)]
+        s = [float(v) for v in (sigmas if isinstance(sigmas, (list, tuple)) else
+                                np.ravel(_backend.to_host(sigmas) if hasattr(sigmas, "shape") else sigmas))]
     except (TypeError, ValueError):
         s = []
     if not s or not all(math.isfinite(v) and v > 0 for v in s):
@@ -121,7 +123,8 @@ def gaussian_kernel_matrix(X, Y, sigmas, *, backend="auto"):
     s = _check(X, Y, sigmas, "gaussian_kernel_matrix")
     fused = _fused(_resolve(backend, X))
     xp = _backend.xp_of(X)
-    need, free = len(X) * len(Y) * X.dtype.itemsize, _available_bytes(xp)
+    need = len(X) * len(Y) * X.dtype.itemsize
+    free = _available_bytes(xp) if need > CHECKED_BYTES else None
     if free is not None and need > free:
         raise ValueError(f"gaussian_kernel_matrix: the {len(X):,} × {len(Y):,} {X.dtype} matrix would take "
                          f"{need / 1e9:.1f} GB and {free / 1e9:.1f} GB are free; gaussian_kernel_sum and mmd2 "

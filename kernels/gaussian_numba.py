@@ -28,11 +28,14 @@ _FORMATS = {
 }
 
 
+GROUP = 8192  # entries per pass of the exp loops: rows are packed together up to this many
+
+
 @numba.njit(fastmath={"reassoc"}, nogil=True, cache=False)
-def _sum64(a, lo):
-    """Σ_{j ≥ lo} a_j in float64; reassociation lets LLVM split the sum over vector lanes."""
+def _sum64(a, lo, hi):
+    """Σ_{lo ≤ j < hi} a_j in float64; reassociation lets LLVM split the sum over vector lanes."""
     s = 0.0
-    for j in range(lo, a.size):
+    for j in range(lo, hi):
         s += np.float64(a[j])
     return s
 
@@ -49,23 +52,35 @@ def _make_tile(dtype):
 
     def tile(xx, yy, G, neg_inv_2s2, scale, has_diag, off, upper, write, ksum, wsum):
         n, m = G.shape
-        d = np.empty(m, dtype)
-        p = np.empty(m, dtype)
-        k = np.empty(m, dtype)
-        w = np.empty(m, dtype)
-        bits = np.empty(m, itype)
+        size = max(m, GROUP)
+        d = np.empty(size, dtype)  # the distances of several rows, one after another
+        p = np.empty(size, dtype)
+        k = np.empty(size, dtype)
+        w = np.empty(size, dtype)
+        bits = np.empty(size, itype)
         two_k = bits.view(dtype)
+        first = np.empty(n, np.int64)  # each row's first column: j > i + off in a symmetric block
+        at = np.empty(n + 1, np.int64)  # where each row starts in d
         for i in range(n):
-            lo = min(max(i + off + 1, 0), m) if upper else 0  # a symmetric block: its strict upper triangle
-            for j in range(lo, m):
-                d[j] = max(xx[i] + yy[j] - TWO * G[i, j], ZERO)
+            first[i] = min(max(i + off + 1, 0), m) if upper else 0
+        i0 = 0
+        while i0 < n:
+            i1, length = i0, 0
+            while i1 < n and (i1 == i0 or length + m - first[i1] <= size):
+                at[i1] = length
+                for j in range(first[i1], m):
+                    d[length + j - first[i1]] = max(xx[i1] + yy[j] - TWO * G[i1, j], ZERO)
+                if has_diag and not upper and 0 <= i1 + off < m:
+                    d[length + i1 + off] = ZERO  # ‖x_i − x_i‖² is 0, whatever the GEMM's rounding says
+                length += m - first[i1]
+                i1 += 1
+            at[i1] = length
+            for j in range(length):
                 k[j] = ZERO
                 w[j] = ZERO
-            if has_diag and 0 <= i + off < m:
-                d[i + off] = ZERO  # ‖x_i − x_i‖² is 0, whatever the GEMM's rounding says
             for s in range(neg_inv_2s2.size):
                 c = neg_inv_2s2[s]
-                for j in range(lo, m):
+                for j in range(length):
                     arg = d[j] * c
                     t = max(arg, LOWEST)
                     kf = np.floor(t * LOG2E + HALF)
@@ -76,24 +91,34 @@ def _make_tile(dtype):
                     p[j] = poly
                     bits[j] = (itype(kf) + BIAS) << MANT if arg >= LOWEST else NO_BITS  # 0 bits = 0.0
                 sc = scale[s]
-                for j in range(lo, m):
+                for j in range(length):
                     e = p[j] * two_k[j]
                     k[j] += e
                     w[j] += e * sc
-            ksum[i] = _sum64(k, lo)
-            wsum[i] = _sum64(w, lo)
-            if write:
-                for j in range(lo, m):
-                    G[i, j] = w[j]
+            for i in range(i0, i1):
+                ksum[i] = _sum64(k, at[i], at[i + 1])
+                wsum[i] = _sum64(w, at[i], at[i + 1])
+                if write:
+                    for j in range(first[i], m):
+                        G[i, j] = w[at[i] + j - first[i]]
+            i0 = i1
 
     return numba.njit(nogil=True, cache=False)(tile)
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(sigmas, dtype, which):
+    values = [-0.5 / s ** 2 for s in sigmas] if which == "neg_inv_2s2" else [1.0] * len(sigmas)
+    out = np.array(values, dtype)
+    out.flags.writeable = False
+    return out
 
 
 def fused_numba(xx, yy, G, sigmas, scale=None, *, diag=None, upper=False, write=True):
     """As gaussian.fused_numpy: returns (row sums of K, row sums of W), float64; W over G when write."""
     dt = G.dtype
-    neg_inv_2s2 = np.array([-0.5 / s ** 2 for s in sigmas], dt)
-    scale = np.ones(len(sigmas), dt) if scale is None else np.asarray(scale, dt)
+    neg_inv_2s2 = _constants(tuple(sigmas), dt.char, "neg_inv_2s2")
+    scale = _constants(tuple(sigmas), dt.char, "ones") if scale is None else np.asarray(scale, dt)
     ksum, wsum = np.empty(len(G)), np.empty(len(G))
     if not G.flags.c_contiguous:
         raise ValueError("fused_numba: expected a C-contiguous Gram block")

@@ -21,6 +21,8 @@ and the numba pass without the GIL; results are combined in task order, so the a
 not depend on which thread ran what. Small problems run in the calling thread, with BLAS's own
 threads. On CuPy the same code runs with one worker: the device takes one tile after another.
 """
+import functools
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +32,7 @@ import numpy as np
 from minigan import backend as _backend
 
 TILE_BYTES = 48 << 20  # per worker
+MIN_COLS = 256  # columns per tile, at the least
 SMALL_BYTES = 16 << 20  # centred copies of X and Y made once below this
 PARALLEL_MIN_WORK = 1 << 24  # pairs × (d + 8 S): below this one thread is faster (measured)
 KEEP_BYTES = 8 << 20  # buffers up to this size are kept between calls (page faults cost here)
@@ -37,21 +40,23 @@ KEEP_BYTES = 8 << 20  # buffers up to this size are kept between calls (page fau
 _kept = threading.local()
 
 
+@functools.cache
 def workers():
-    """The cores this process may run on."""
+    """The cores this process may run on (read once)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _buffer(xp, name, shape, dtype):
     """An uninitialised array; on NumPy, small ones are kept per thread and reused."""
-    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    if xp is not np or size > KEEP_BYTES:
+    size = math.prod(shape)
+    if xp is not np or size * dtype.itemsize > KEEP_BYTES:
         return xp.empty(shape, dtype)
     store = _kept.__dict__
-    key = (name, np.dtype(dtype).str)
-    if key not in store or store[key].size < int(np.prod(shape)):
-        store[key] = np.empty(int(np.prod(shape)), dtype)
-    return store[key][:int(np.prod(shape))].reshape(shape)
+    key = (name, dtype.char)
+    kept = store.get(key)
+    if kept is None or kept.size < size:
+        kept = store[key] = np.empty(size, dtype)
+    return kept[:size].reshape(shape)
 
 
 def _one_blas_thread():
@@ -71,18 +76,26 @@ class Tiles:
         self.X, self.Y, self.sigmas, self.fused, self.dtype = X, Y, sigmas, fused, X.dtype
         n, m, d = len(X), len(Y), X.shape[1]
         item = X.dtype.itemsize
-        c = (X.sum(axis=0, dtype=np.float64) + Y.sum(axis=0, dtype=np.float64)) / (n + m)
-        self.c = c.astype(X.dtype)
-        # rows per task R and columns per tile C: 3 blocks of rows and a Gram tile per worker
+        self.c = (X.sum(axis=0) + Y.sum(axis=0)) * X.dtype.type(1 / (n + m))  # any common point will do
+        # columns per tile C: three blocks of rows and a Gram tile per worker
         C = 4096
-        while C > 256 and (3 * C * d + C * C) * item > TILE_BYTES:
+        while C > MIN_COLS and (3 * C * d + C * C) * item > TILE_BYTES:
             C //= 2
         self.C, self.parallel = C, False
-        small = (n + m) * d * item <= SMALL_BYTES
-        self.Xc = xp.subtract(X, self.c, out=_buffer(xp, "Xc", X.shape, X.dtype)) if small else None
-        self.Yc = xp.subtract(Y, self.c, out=_buffer(xp, "Yc", Y.shape, Y.dtype)) if small else None
-        self.xx, self.yy = self._norms("X"), self._norms("Y")
-        if check_finite and not (bool(xp.isfinite(self.xx).all()) and bool(xp.isfinite(self.yy).all())):
+        if (n + m) * d * item <= SMALL_BYTES:  # centre once: Z = [X̃; Ỹ]
+            Z = _buffer(xp, "Z", (n + m, d), X.dtype)
+            xp.subtract(X, self.c, out=Z[:n])
+            xp.subtract(Y, self.c, out=Z[n:])
+            self.Xc, self.Yc = Z[:n], Z[n:]
+            zz = xp.einsum("ij,ij->i", Z, Z)
+        else:
+            self.Xc = self.Yc = None
+            zz = xp.concatenate([xp.einsum("ij,ij->i", r, r) for r in
+                                 (self.rows(w, lo, hi, "norms") for w, size in (("X", n), ("Y", m))
+                                  for lo, hi in spans(size, C))])
+        self.xx, self.yy = zz[:n], zz[n:]
+        # a NaN or Inf anywhere reaches c, so every norm, so their sum: one scalar to look at
+        if check_finite and not bool(xp.isfinite(zz.sum())):
             raise ValueError(f"{name}: X and Y must be finite; found NaN or Inf (or values whose squares "
                              f"overflow {X.dtype})")
 
@@ -94,12 +107,6 @@ class Tiles:
         A = self.X if which == "X" else self.Y
         out = _buffer(self.xp, slot, (hi - lo, A.shape[1]), self.dtype)
         return self.xp.subtract(A[lo:hi], self.c, out=out)
-
-    def _norms(self, which):
-        n = len(self.X if which == "X" else self.Y)
-        parts = [_backend.xp_of(self.X).einsum("ij,ij->i", r, r)
-                 for r in (self.rows(which, lo, hi, "norms") for lo, hi in spans(n, self.C))]
-        return parts[0] if len(parts) == 1 else self.xp.concatenate(parts)
 
     def gram(self, rows_I, which, lo, hi):
         """G = X̃_I Z̃_Jᵀ for the column tile lo:hi of X or Y, in this worker's buffer."""

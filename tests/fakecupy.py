@@ -209,7 +209,7 @@ class ElementwiseKernel:
 
 
 def _gaussian_tile(xx, yy, neg_inv_2s2, scale, n_sigmas, m, has_diag, off, upper, write, G, K):
-    rows, cols = _np.indices(G.shape)
+    rows, cols = _np.arange(G.shape[0])[:, None], _np.arange(G.shape[1])[None, :]
     d = _np.where(has_diag & (cols == rows + off), 0, _np.maximum(xx + yy - 2 * G, 0))
     e = [_np.exp(d * neg_inv_2s2[s]) for s in range(int(n_sigmas))]
     keep = (cols > rows + off) | (not upper)
