@@ -163,7 +163,7 @@ def _measure_keops(n, d, dtype):
 
 def rates(d, dtype, repeat=5):
     """(matmul FLOP/s for one tile's shape on all cores, exps/s of the fused pass on all cores)."""
-    C = tiled.Tiles(*data(8, d, dtype), sigmas_for(d), None).C
+    C = tiled.tile_cols(d, dtype.itemsize)
     A, B = data(C, d, dtype)
     G = np.empty((C, C), dtype)
     t_mm = min(_timed(lambda: np.matmul(A, B.T, out=G)) for _ in range(repeat))

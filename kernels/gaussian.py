@@ -59,6 +59,16 @@ def _resolve(name, X):
     return name
 
 
+def centre(X, Y, Z):
+    """Z = [X − c; Y − c] (Z (n + m, d) given), with c the mean of all rows: the distances are
+    unchanged and the norms small. Returns (c, ‖z_i‖² for each row of Z)."""
+    xp = _backend.xp_of(X, Y)
+    c = (X.sum(axis=0) + Y.sum(axis=0)) * X.dtype.type(1 / (len(X) + len(Y)))
+    xp.subtract(X, c, out=Z[:len(X)])
+    xp.subtract(Y, c, out=Z[len(X):])
+    return c, xp.einsum("ij,ij->i", Z, Z)
+
+
 def sq_norms(A):
     """‖a_i‖² for each row, without an (n, d) temporary."""
     return _backend.xp_of(A).einsum("ij,ij->i", A, A)
@@ -92,13 +102,14 @@ def fused_numpy(xx, yy, G, sigmas, scale=None, *, diag=None, upper=False, write=
 
 
 def _fused(backend_name):
+    """(the fused pass, the centring) of a backend: only numba has its own centring."""
     if backend_name == "numpy":
-        return fused_numpy
+        return fused_numpy, centre
     if backend_name == "numba":
-        from .gaussian_numba import fused_numba
-        return fused_numba
+        from .gaussian_numba import centre_numba, fused_numba
+        return fused_numba, centre_numba
     from .gaussian_cupy import fused_cupy
-    return fused_cupy
+    return fused_cupy, centre
 
 
 def _available_bytes(xp):
@@ -121,7 +132,7 @@ def gaussian_kernel_matrix(X, Y, sigmas, *, backend="auto"):
     refused with its size: gaussian_kernel_sum and mmd2 need no matrix.
     """
     s = _check(X, Y, sigmas, "gaussian_kernel_matrix")
-    fused = _fused(_resolve(backend, X))
+    fns = _fused(_resolve(backend, X))
     xp = _backend.xp_of(X)
     need = len(X) * len(Y) * X.dtype.itemsize
     free = _available_bytes(xp) if need > CHECKED_BYTES else None
@@ -129,7 +140,7 @@ def gaussian_kernel_matrix(X, Y, sigmas, *, backend="auto"):
         raise ValueError(f"gaussian_kernel_matrix: the {len(X):,} × {len(Y):,} {X.dtype} matrix would take "
                          f"{need / 1e9:.1f} GB and {free / 1e9:.1f} GB are free; gaussian_kernel_sum and mmd2 "
                          f"work in tiles without it")
-    return tiled.kernel_matrix(tiled.Tiles(X, Y, s, fused, name="gaussian_kernel_matrix"))
+    return tiled.kernel_matrix(tiled.Tiles(X, Y, s, fns, name="gaussian_kernel_matrix"))
 
 
 def gaussian_kernel_sum(X, Y, sigmas, weights=None, *, backend="auto", check_finite=True):
@@ -142,8 +153,8 @@ def gaussian_kernel_sum(X, Y, sigmas, weights=None, *, backend="auto", check_fin
             raise ValueError(f"gaussian_kernel_sum: expected weights of shape ({len(Y)},) or ({len(Y)}, p), "
                              f"got {getattr(weights, 'shape', type(weights).__name__)}")
         _backend.xp_of(X, weights)
-    fused = _fused(_resolve(backend, X))
-    T = tiled.Tiles(X, Y, s, fused, check_finite=check_finite, name="gaussian_kernel_sum")
+    fns = _fused(_resolve(backend, X))
+    T = tiled.Tiles(X, Y, s, fns, check_finite=check_finite, name="gaussian_kernel_sum")
     return tiled.kernel_sum(T, weights, same=Y is X)
 
 
@@ -176,9 +187,9 @@ def mmd2(X, Y, sigmas, *, unbiased=None, estimator="exact", features=1024, seed=
     n, m = len(X), len(Y)
     if unbiased and min(n, m) < 2:
         raise ValueError(f"mmd2: the unbiased estimator needs at least 2 samples in X and Y, got {n} and {m}")
-    fused = _fused(_resolve(backend, X))
+    fns = _fused(_resolve(backend, X))
     if estimator == "exact":
-        return tiled.mmd2_exact(tiled.Tiles(X, Y, s, fused, check_finite=check_finite, name="mmd2"), unbiased)
+        return tiled.mmd2_exact(tiled.Tiles(X, Y, s, fns, check_finite=check_finite, name="mmd2"), unbiased)
     from . import approx
     if check_finite:
         approx.check_finite(X, Y, "mmd2")

@@ -35,6 +35,7 @@ TILE_BYTES = 48 << 20  # per worker
 MIN_COLS = 256  # columns per tile, at the least
 SMALL_BYTES = 16 << 20  # centred copies of X and Y made once below this
 PARALLEL_MIN_WORK = 1 << 24  # pairs × (d + 8 S): below this one thread is faster (measured)
+PARALLEL_MIN_EXPS = 1 << 21  # the matrix: exps below which one thread is faster (measured)
 KEEP_BYTES = 8 << 20  # buffers up to this size are kept between calls (page faults cost here)
 
 _kept = threading.local()
@@ -59,40 +60,56 @@ def _buffer(xp, name, shape, dtype):
     return kept[:size].reshape(shape)
 
 
-def _one_blas_thread():
-    """A context in which BLAS uses one thread (threadpoolctl), or None where that is missing."""
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries (found once), or None where it is missing."""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:
         return None
-    return threadpool_limits(limits=1, user_api="blas")
+    return ThreadpoolController()
+
+
+_pool = {}
+
+
+def _workers_pool():
+    """One pool of worker threads per process, made on first use (threads cost ~1 ms to start)."""
+    pid = os.getpid()  # a forked child gets its own
+    if pid not in _pool:
+        _pool.clear()
+        _pool[pid] = ThreadPoolExecutor(workers(), thread_name_prefix="minigan-kernels")
+    return _pool[pid]
+
+
+def tile_cols(d, itemsize):
+    """Columns per tile: three blocks of rows and a Gram tile per worker within TILE_BYTES."""
+    C = 4096
+    while C > MIN_COLS and (3 * C * d + C * C) * itemsize > TILE_BYTES:
+        C //= 2
+    return C
 
 
 class Tiles:
     """X and Y centred, their row norms, the tile sizes and the fused pass for one call."""
 
-    def __init__(self, X, Y, sigmas, fused, *, check_finite=True, name="gaussian kernel"):
+    def __init__(self, X, Y, sigmas, fns, *, check_finite=True, name="gaussian kernel"):
         xp = self.xp = _backend.xp_of(X, Y)
-        self.X, self.Y, self.sigmas, self.fused, self.dtype = X, Y, sigmas, fused, X.dtype
+        self.X, self.Y, self.sigmas, self.dtype = X, Y, sigmas, X.dtype
+        self.fused, centre = fns
         n, m, d = len(X), len(Y), X.shape[1]
         item = X.dtype.itemsize
-        self.c = (X.sum(axis=0) + Y.sum(axis=0)) * X.dtype.type(1 / (n + m))  # any common point will do
-        # columns per tile C: three blocks of rows and a Gram tile per worker
-        C = 4096
-        while C > MIN_COLS and (3 * C * d + C * C) * item > TILE_BYTES:
-            C //= 2
-        self.C, self.parallel = C, False
+        self.C, self.parallel = tile_cols(d, item), False
         if (n + m) * d * item <= SMALL_BYTES:  # centre once: Z = [X̃; Ỹ]
             Z = _buffer(xp, "Z", (n + m, d), X.dtype)
-            xp.subtract(X, self.c, out=Z[:n])
-            xp.subtract(Y, self.c, out=Z[n:])
+            self.c, zz = centre(X, Y, Z)
             self.Xc, self.Yc = Z[:n], Z[n:]
-            zz = xp.einsum("ij,ij->i", Z, Z)
         else:
+            self.c = (X.sum(axis=0) + Y.sum(axis=0)) * X.dtype.type(1 / (n + m))  # any common point will do
             self.Xc = self.Yc = None
             zz = xp.concatenate([xp.einsum("ij,ij->i", r, r) for r in
                                  (self.rows(w, lo, hi, "norms") for w, size in (("X", n), ("Y", m))
-                                  for lo, hi in spans(size, C))])
+                                  for lo, hi in spans(size, self.C))])
         self.xx, self.yy = zz[:n], zz[n:]
         # a NaN or Inf anywhere reaches c, so every norm, so their sum: one scalar to look at
         if check_finite and not bool(xp.isfinite(zz.sum())):
@@ -128,11 +145,11 @@ class Tiles:
 
     def run(self, tasks, work):
         """[work(t) for t in tasks], on worker threads with one BLAS thread each when worth it."""
-        limits = _one_blas_thread() if self.parallel and len(tasks) > 1 else None
-        if limits is None:
+        controller = _blas_controller() if self.parallel and len(tasks) > 1 else None
+        if controller is None:
             return [work(t) for t in tasks]
-        with limits, ThreadPoolExecutor(min(workers(), len(tasks))) as pool:
-            return list(pool.map(work, tasks))
+        with controller.limit(limits=1, user_api="blas"):  # process-wide while the call lasts
+            return list(_workers_pool().map(work, tasks))
 
 
 def spans(n, size):
@@ -219,15 +236,19 @@ def mmd2_exact(T, unbiased):
 
 
 def kernel_matrix(T):
-    """K (n, m) itself: each task fills its rows (matmul into them, then the fused pass in place)."""
+    """K (n, m) itself: one matmul with BLAS's own threads, then the fused pass in place, over
+    blocks of rows on the worker threads when the exps are worth splitting."""
     n, m = len(T.X), len(T.Y)
     K = T.xp.empty((n, m), T.dtype)
-    Yc = T.rows("Y", 0, m, "all_cols")
+    T.xp.matmul(T.rows("X", 0, n, "all_rows"), T.rows("Y", 0, m, "all_cols").T, out=K)
 
     def task(span):
         lo, hi = span
-        T.xp.matmul(T.rows("X", lo, hi, "rows"), Yc.T, out=K[lo:hi])
         T.fused(T.xx[lo:hi], T.yy, K[lo:hi], T.sigmas, None)
 
-    T.run(T.blocks(n, n * m), task)
+    parallel = T.xp is np and workers() > 1 and n * m * len(T.sigmas) >= PARALLEL_MIN_EXPS
+    if parallel:
+        list(_workers_pool().map(task, spans(n, -(-n // (4 * workers())))))
+    else:
+        task((0, n))
     return K
