@@ -195,6 +195,7 @@ def large(args):
     for dtype in map(np.dtype, args.dtypes):
         for d in args.dims:
             flops, exps = rates(d, dtype)
+            keops_seen = None
             for n in args.sizes:
                 for what in args.what:
                     r = _child(["_measure", what, n, d, dtype.name])
@@ -208,11 +209,15 @@ def large(args):
                     row = (f"| {'K 1' if what == 'sum' else 'mmd2 + grad'} | {dtype.name} | {n:,} | {d} | "
                            f"{r['seconds']:.3g} | {bound:.3g} | {r['seconds'] / bound:.2f} | {r['peak_mb']:.0f} |")
                     if keops:
-                        if what == "sum":
-                            k = _child(["_measure_keops", n, d, dtype.name], python=keops_python)
-                            row += f" {k['seconds']:.3g} | {k['seconds'] / r['seconds']:.1f} |"
-                        else:
+                        guess = keops_seen[0] * (n / keops_seen[1]) ** 2 if keops_seen else 0
+                        if what != "sum":
                             row += " | |"
+                        elif guess > args.keops_max:  # its time grows as n²: say what it would be
+                            row += f" ≈ {guess:.3g} (not run) | ≈ {guess / r['seconds']:.0f} |"
+                        else:
+                            k = _child(["_measure_keops", n, d, dtype.name], python=keops_python)
+                            keops_seen = (k["seconds"], n)
+                            row += f" {k['seconds']:.3g} | {k['seconds'] / r['seconds']:.1f} |"
                     print(row, flush=True)
 
 
@@ -281,6 +286,8 @@ def main():
     p.add_argument("--what", nargs="+", choices=["sum", "mmd2"], default=["sum", "mmd2"])
     p.add_argument("--repeat", type=int, default=50)
     p.add_argument("--keops-python", help="the python of a venv where pykeops is installed (default: this one)")
+    p.add_argument("--keops-max", type=float, default=60,
+                   help="skip pykeops where its last time scaled by n² says it would take longer (s)")
     p.add_argument("--plot", help="estimators: write the error/time plot here")
     args = p.parse_args()
     args.sizes = args.sizes or {"batch": [64, 128, 256, 512], "large": [1024, 10000, 100000],

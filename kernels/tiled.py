@@ -33,7 +33,7 @@ from minigan import backend as _backend
 
 TILE_BYTES = 48 << 20  # per worker
 MIN_COLS = 256  # columns per tile, at the least
-SMALL_BYTES = 16 << 20  # centred copies of X and Y made once below this
+SMALL_BYTES = 64 << 20  # centred copies of X and Y made once below this
 PARALLEL_MIN_WORK = 1 << 24  # pairs × (d + 8 S): below this one thread is faster (measured)
 PARALLEL_MIN_EXPS = 1 << 21  # the matrix: exps below which one thread is faster (measured)
 KEEP_BYTES = 8 << 20  # buffers up to this size are kept between calls (page faults cost here)
@@ -83,9 +83,10 @@ def _workers_pool():
 
 
 def tile_cols(d, itemsize):
-    """Columns per tile: three blocks of rows and a Gram tile per worker within TILE_BYTES."""
+    """Columns per tile: four blocks of C rows (rows, columns, gradient, its update) and a Gram
+    tile per worker within TILE_BYTES."""
     C = 4096
-    while C > MIN_COLS and (3 * C * d + C * C) * itemsize > TILE_BYTES:
+    while C > MIN_COLS and (4 * C * d + C * C) * itemsize > TILE_BYTES:
         C //= 2
     return C
 
