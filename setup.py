@@ -11,7 +11,7 @@ setup(
     python_requires=">=3.10",
     # kernels/ sits beside minigan/ but installs as minigan.kernels: a top-level package
     # named `kernels` would overwrite the files of an unrelated PyPI distribution.
-    packages=["minigan", "minigan.layers", "minigan.kernels"],
+    packages=["minigan", "minigan.layers", "minigan.cures", "minigan.kernels"],
     package_dir={"minigan.kernels": "kernels"},
     package_data={"minigan": ["weights/*.npz"]},
     install_requires=["numpy>=1.24", "numba>=0.59", "matplotlib>=3.7", "threadpoolctl>=3"],

@@ -37,23 +37,21 @@ from minigan.trainer import GANTrainer  # noqa: E402
 NZ = 100
 
 
-CURES = {  # arm -> (D's structure, the trainer's options), each cure alone
-    "plain": ({}, {}), "ema": ({}, dict(ema=0.999)), "diffaug": (dict(diffaug="translation,cutout"), {}),
-    "sn (no D BatchNorm)": (dict(sn=True), {}), "hinge": ({}, dict(loss="hinge")), "ls": ({}, dict(loss="ls")),
-    "mbstd": (dict(mbstd=4), {}), "mbdisc": (dict(mbdisc=100), {}), "pack 2": (dict(pack=2), {}),
-    "lecam": ({}, dict(lecam=0.3)), "pixel mmd": ({}, dict(mmd_weight=1.0)),
-    "feature mmd": ({}, dict(mmd_weight=1.0, mmd_space="features")),
-    "feature matching": ({}, dict(feature_matching=1.0)), "d mmd": ({}, dict(d_mmd_weight=0.1)),
-    "unroll 1": ({}, dict(unroll=1)), "d-steps 2": ({}, dict(d_steps=2)),
+CURES = {  # arm -> the cure options (GANTrainer's keywords), each cure alone
+    "plain": {}, "ema": dict(ema=0.999), "diffaug": dict(diffaug="translation,cutout"),
+    "sn (no D BatchNorm)": dict(sn=True), "hinge": dict(loss="hinge"), "ls": dict(loss="ls"),
+    "mbstd": dict(mbstd=4), "mbdisc": dict(mbdisc=100), "pack 2": dict(pack=2),
+    "lecam": dict(lecam=0.3), "pixel mmd": dict(mmd_weight=1.0, mmd_sigmas=[2.0, 4.0, 8.0, 16.0, 32.0]),
+    "feature mmd": dict(mmd_weight=1.0, mmd_space="features"),
+    "feature matching": dict(feature_matching=1.0), "d mmd": dict(d_mmd_weight=0.1),
+    "unroll 1": dict(unroll=1), "d-steps 2": dict(d_steps=2),
 }
 
 
-def minigan_step(batch, seed=0, structure=None, options=None, backend="numpy"):
+def minigan_step(batch, seed=0, options=None, backend="numpy"):
     rng = np.random.default_rng(seed)
-    t = GANTrainer(models.dcgan_generator(NZ), models.dcgan_discriminator(**(structure or {})), nz=NZ,
-                   log=lambda *a: None, cures=structure, backend=backend, **(options or {}))
-    if t.config["mmd_weight"] and t.config["mmd_space"] == "pixels":
-        t.terms.mmd_sigmas = [2.0, 4.0, 8.0, 16.0, 32.0]  # fit() would take them from the data
+    G, D, networks = models.build_networks("dcgan", nz=NZ, options=options)
+    t = GANTrainer(G, D, nz=NZ, log=lambda *a: None, backend=backend, networks=networks, **(options or {}))
     real = t.xp.asarray(rng.uniform(-1, 1, (batch, 1, 28, 28)).astype(np.float32))
     z = t.xp.asarray(rng.standard_normal((batch, NZ)).astype(np.float32))
     return t, synced(lambda: t.train_step(real, z), t.xp)
@@ -150,7 +148,7 @@ def peak_memory(framework, batch):
 
 def cure_rows(batch, repeat):
     """ms per step of each cure alone beside the plain step, alternating all arms in one run."""
-    steps = {arm: minigan_step(batch, structure=s, options=o)[1] for arm, (s, o) in CURES.items()}
+    steps = {arm: minigan_step(batch, options=o)[1] for arm, o in CURES.items()}
     for step in steps.values():
         step(), step()
     times = {arm: [] for arm in steps}

@@ -1,9 +1,13 @@
 """An undercomplete autoencoder on MNIST from minigan's layers, trained with MSE: how much a
 narrow code keeps. Prints test MSE per code size and writes a grid of reconstructions.
 
-    python demos/autoencoder.py --test-dir ../shared/data/mnist            # codes 8, 32, 128 (dense)
-    python demos/autoencoder.py --conv --codes 32 --test-dir ../shared/data/mnist
-    python demos/autoencoder.py --quick --out /tmp/ae                       # a few steps (tests)
+    python demos/autoencoder.py                          # codes 8, 32, 128 (dense)
+    python demos/autoencoder.py --conv --codes 32
+    python demos/autoencoder.py --quick --out /tmp/ae    # a few steps (tests)
+
+Both splits come from the data loader's search (--data-dir / --test-dir, $MINIGAN_DATA_DIR,
+the cache, a download; offline, training falls back to 5,000 digits); it prints where each
+came from.
 """
 import argparse
 import sys
@@ -51,8 +55,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", type=Path)
-    p.add_argument("--test-dir", type=Path)
+    p.add_argument("--data-dir", type=Path, help="folder with the training split (default: the loader's search)")
+    p.add_argument("--test-dir", type=Path, help="folder with the test split (default: the loader's search)")
     p.add_argument("--quick", action="store_true", help="synthetic data, one epoch: checks the pipeline")
     p.add_argument("--out", type=Path, default=Path("runs/autoencoder"))
     args = p.parse_args(argv)
@@ -68,8 +72,10 @@ def run(args):
         x, x_test = rng.uniform(0, 1, (128, 1, 28, 28)).astype(np.float32), rng.uniform(0, 1, (32, 1, 28, 28)).astype(np.float32)
         args.epochs, args.codes = 1, args.codes[:1]
     else:
-        x = (data.to_float(data.load_mnist("train", data_dir=args.data_dir)[0]) + 1) / 2  # [0, 1]
-        x_test = (data.to_float(data.load_mnist("test", data_dir=args.test_dir)[0]) + 1) / 2
+        u8, _, source = data.load_mnist("train", data_dir=args.data_dir)
+        test_u8, _, test_source = data.load_mnist("test", data_dir=args.test_dir)
+        print(f"data: {source}; {test_source}", flush=True)
+        x, x_test = (data.to_float(u8) + 1) / 2, (data.to_float(test_u8) + 1) / 2  # [0, 1]
     if args.batch_size > len(x):
         raise cli.UserError(f"--batch-size {args.batch_size}: expected at most the {len(x):,} training images")
     kind = "conv" if args.conv else "dense"

@@ -48,32 +48,30 @@ ARMS_MNIST = {
 }
 
 
-def arm_args(flags, images, batch_size):
-    """The cure flags of an arm, parsed by the demos' own parser (so an arm is what a user types)."""
+def arm_options(flags, images, batch_size):
+    """The cure options of an arm, parsed and checked by the demos' own flags (so an arm is what a
+    user types): (GANTrainer's keywords, the arm's --lr or None)."""
     p = argparse.ArgumentParser(prog="arm")
     p.add_argument("--lr", type=float)
-    cures.add_flags(p, images=images)
+    cures.add_flags(p)
     args = p.parse_args(shlex.split(flags))
-    args.batch_size = batch_size
-    cures.check_flags(p, args)
-    return args
+    options = cures.from_args(p, args, batch_size=batch_size, shape=(1, 28, 28) if images else (2,))
+    return options, args.lr
 
 
 def run_2d(mixture, arm, flags, seed, steps, batch, lr, n_points):
     """(score, samples, ms per step) of one MLP GAN on the mixture."""
     from mixture_gan import run
-    args = arm_args(flags, False, batch)
-    options = cures.trainer_options(args)
-    structure = options.pop("cures")
-    score, samples, per_step = run(mixture, seed, steps=steps, batch=batch, hidden=128, lr=args.lr or lr,
-                                   structure=structure, options=options, n_points=n_points)
+    options, arm_lr = arm_options(flags, False, batch)
+    score, samples, per_step = run(mixture, seed, steps=steps, batch=batch, hidden=128, lr=arm_lr or lr,
+                                   options=options, n_points=n_points)
     return score, samples, per_step * 1e3
 
 
 def run_mnist(images, test, arm, flags, seed, steps, batch, n_eval, z_grid):
-    args = arm_args(flags, True, batch)
-    G, D = models.dcgan_generator(100, seed=seed), models.dcgan_discriminator(seed=seed + 1, **cures.structure(args))
-    t = GANTrainer(G, D, nz=100, lr=args.lr or 2e-4, seed=seed, log=lambda *a: None, **cures.trainer_options(args))
+    options, arm_lr = arm_options(flags, True, batch)
+    G, D, networks = models.build_networks("dcgan", nz=100, seed=seed, options=options)
+    t = GANTrainer(G, D, nz=100, lr=arm_lr or 2e-4, seed=seed, networks=networks, log=lambda *a: None, **options)
     epochs = max(1, round(steps / (len(images) // batch)))
     start = time.perf_counter()
     finished(t, t.fit(images, epochs=epochs, batch_size=batch), f"mnist {arm} seed {seed}")
@@ -226,7 +224,7 @@ def write_table(path, rows):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("suite", choices=["2d", "mnist"])
     p.add_argument("--arms", nargs="+", help=f"run only these arms (default: all but {', '.join(sorted(SLOW))})")
     p.add_argument("--mixtures", nargs="+", choices=["ring", "grid"], default=["ring", "grid"])

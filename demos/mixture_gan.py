@@ -21,25 +21,23 @@ import numpy as np
 from minigan import cli, cures, metrics, models, viz
 from minigan.trainer import GANTrainer
 
+STEPS, QUICK = 5850, 200
 PUBLISHED = {  # (modes, % high quality), PacGAN (Lin et al. 2018), Table 1
     "ring": [("GAN", 6.3, 98.2), ("PacGAN4", 7.8, 95.9), ("VEEGAN", 8.0, 52.9), ("Unrolled GAN", 7.6, 35.6)],
     "grid": [("GAN", 17.3, 94.8), ("PacGAN4", 24.8, 93.6), ("VEEGAN", 24.6, 40.0), ("Unrolled GAN", 23.6, 16.0)],
 }
 
 
-def run(name, seed, *, steps, batch, hidden, lr, beta1=0.5, structure=None, options=None, n_points=100_000):
-    """Train one MLP GAN on n_points of the mixture for about `steps` steps (whole epochs);
-    return (score, 2,500 samples, s/step). structure: the D-layer cures (minigan.cures.structure);
-    options: the trainer's cure options."""
+def run(name, seed, *, steps, batch, hidden, lr, beta1=0.5, options=None, n_points=100_000):
+    """Train one MLP GAN on n_points of the mixture for `steps` steps; return (score, 2,500
+    samples, s/step). options: the cures' (GANTrainer's keywords)."""
     import time
     points = metrics.sample_mixture(name, n_points, seed)
-    G = models.mlp_generator(2, 2, hidden=hidden, depth=3, seed=seed)
-    D = models.mlp_discriminator(2, hidden=hidden, depth=3, seed=seed + 1000, **(structure or {}))
-    t = GANTrainer(G, D, nz=2, lr=lr, beta1=beta1, seed=seed, log=lambda *a: None, log_every=100,
-                   **dict(options or {}, cures=structure or {}))
-    steps_per_epoch = len(points) // batch
+    G, D, networks = models.build_networks("mlp", nz=2, seed=seed, hidden=hidden, options=options)
+    t = GANTrainer(G, D, nz=2, lr=lr, beta1=beta1, seed=seed, networks=networks, log=lambda *a: None,
+                   log_every=100, **(options or {}))
     start = time.perf_counter()
-    status = t.fit(points, epochs=max(1, round(steps / steps_per_epoch)), batch_size=batch)
+    status = t.fit(points, steps=steps, batch_size=batch)
     if status != "done":  # a stopped run is not a result
         raise cli.Stopped(f"{name} seed {seed}: stopped by {t.stop_signal} at step {t.step}; not recorded",
                           t.stop_signal)
@@ -50,32 +48,32 @@ def run(name, seed, *, steps, batch, hidden, lr, beta1=0.5, structure=None, opti
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("--mixtures", nargs="+", choices=["ring", "grid"], default=["ring", "grid"])
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=6000, help="training steps per run (default 6000)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per arm")
+    p.add_argument("--steps", type=int, default=STEPS, help="training steps per run (15 passes over the 100,000 "
+                   "points at batch 256)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--hidden", type=int, default=128, help="units per hidden layer of G and D")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--quick", action="store_true", help="one seed, 200 steps: checks the pipeline")
-    p.add_argument("--out", type=Path, default=Path("runs/mixture_gan"))
-    cures.add_flags(p, images=False)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate for G and D")
+    p.add_argument("--quick", action="store_true", help=f"one seed, {QUICK} steps: checks the pipeline")
+    p.add_argument("--out", type=Path, default=Path("runs/mixture_gan"), help="where the scatter plots go")
+    cures.add_flags(p)
     p.set_defaults(mmd_weight=1.0)  # the second arm's cure unless told otherwise
     args = p.parse_args(argv)
     if args.quick:
-        args.seeds, args.steps = 1, 200
+        args.seeds, args.steps = 1, QUICK
     cli.check_numbers(p, args, at_least_1=("seeds", "steps", "batch_size", "hidden"), positive=("lr",))
-    cures.check_flags(p, args)
-    cured = dict(structure=cures.structure(args), options=cures.trainer_options(args))
-    cured["options"].pop("cures")
-    return cli.run("mixture_gan.py", compare, args, cured, cure_label(args))
+    options = cures.from_args(p, args, batch_size=args.batch_size, shape=(2,))
+    return cli.run("mixture_gan.py", compare, args, options, cure_label(options))
 
 
 def compare(args, cured, label):
+    """Each mixture: the plain GAN, then the GAN with the cures of `cured` (GANTrainer's keywords)."""
     results = {}
     for name in args.mixtures:
         means, _ = metrics.mixture(name)
-        for arm, tag, kw in (("GAN", "gan", {}), (f"GAN + {label}", "cured", cured)):
+        for arm, tag, kw in (("GAN", "gan", {}), (f"GAN + {label}", "cured", {"options": cured})):
             scores, panels = [], {}
             for seed in range(args.seeds):
                 score, samples, _ = run(name, seed, steps=args.steps, batch=args.batch_size,
@@ -86,7 +84,10 @@ def compare(args, cured, label):
             viz.save_samples(args.out / f"{name}_{tag}.png", panels, reference=means)
             results[(name, arm)] = {k: (float(np.mean([s[k] for s in scores])), float(np.std([s[k] for s in scores])))
                                     for k in scores[0]}
-    print(f"\n{'mixture':8s} {'model':24s} {'modes':>12s} {'% high quality':>16s} {'reverse KL':>14s}")
+    print(f"\nthis run: {args.steps:,} steps of batch {args.batch_size}, {args.seeds} seed(s) per arm"
+          + ("" if args.steps >= STEPS else f" — shorter than the {STEPS:,}-step benchmark, so not comparable with "
+             "the rows below it") + "; the published rows are PacGAN's Table 1 (Lin et al. 2018)")
+    print(f"{'mixture':8s} {'model':24s} {'modes':>12s} {'% high quality':>16s} {'reverse KL':>14s}")
     for name in args.mixtures:
         for (n, arm), r in results.items():
             if n == name:
@@ -98,13 +99,10 @@ def compare(args, cured, label):
     return 0
 
 
-def cure_label(args):
-    """The second arm's name: the cure flags whose values differ from minigan.cures' defaults."""
-    base = argparse.ArgumentParser()
-    cures.add_flags(base, images=False)
-    defaults = vars(base.parse_args([]))
-    changed = [f"{k}={v}" for k, v in vars(args).items() if k in defaults and k != "images" and v != defaults[k]]
-    return ", ".join(changed) or "no cure"
+def cure_label(options):
+    """The second arm's name: the cure options that differ from their defaults."""
+    defaults = {key: o.default for key, o in cures.options().items()}
+    return ", ".join(f"{k}={v}" for k, v in options.items() if v != defaults[k]) or "no cure"
 
 
 if __name__ == "__main__":

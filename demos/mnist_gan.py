@@ -8,12 +8,14 @@
     python demos/mnist_gan.py --dry-run --out /tmp/x  # a few steps on synthetic data (what CI runs)
 
 Writes to --out: samples_epochNNN.png (a fixed z, eval- and train-mode BatchNorm), losses.png,
-log.csv, checkpoints/ckpt-*.npz (the last --keep of them). One run owns --out at a time.
-Resuming needs the cure flags the saved run had (a difference is refused, naming it);
+log.csv, run.json, checkpoints/ckpt-*.npz (the last --keep of them). One run owns --out at a
+time, and a new run never writes into a folder holding another run (--resume, --overwrite).
+Resuming needs the networks and cures the saved run had (a difference is refused, naming it);
 a different --lr, --lr-d, --lr-g or --beta1 is taken from the resume on and recorded in the
 checkpoint.
 """
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -24,7 +26,7 @@ from minigan import backend, checkpoint, cli, cures, data, metrics, models, viz
 from minigan.cli import UserError
 from minigan.layers import in_reference_mode, reference_mode
 from minigan.trace import trace
-from minigan.trainer import GANTrainer
+from minigan.trainer import GANTrainer, OptionsDiffer
 
 STEPS_BY_DEFAULT = 1200
 # The default run: the best stack of the MNIST table of demos/cures.py at this budget (README,
@@ -38,7 +40,7 @@ def flags_text(values):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy",
                    help="numpy: the CPU; cupy: a CUDA GPU (pip install -e '.[cuda12]'). Default: numpy")
     p.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist", help="Default: mnist")
@@ -48,18 +50,24 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int,
                    help=f"passes over the data. Default: enough for about {STEPS_BY_DEFAULT:,} steps "
                         "(15 on the 5,000-digit fallback, 1 on the full 60,000)")
-    p.add_argument("--batch-size", type=int, default=64, help="Default: 64")
+    p.add_argument("--batch-size", type=int, help="Default: 64 (8 with --dry-run)")
     p.add_argument("--lr", type=float,
                    help=f"Adam's learning rate for G and D (see --lr-d, --lr-g). Default: {DEFAULT_STACK['lr']:g} "
                         f"({PLAIN['lr']:g} with --plain)")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1. Default: 0.5")
     p.add_argument("--nz", type=int, default=100, help="size of the latent vector z. Default: 100")
     p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and z (>= 0). Default: 0")
-    p.add_argument("--out", type=Path, default=Path("runs/mnist_gan"), help="Default: runs/mnist_gan")
+    p.add_argument("--out", type=Path,
+                   help="the run's folder. A new run refuses a folder that holds another run (see --resume, "
+                        "--overwrite). Default: runs/mnist_gan (runs/dry_run with --dry-run)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in --out even though it holds another run's files, deleting them "
+                        "(only the files a run writes: checkpoints, log.csv, metrics.jsonl, grids, curves)")
     p.add_argument("--keep", type=int, default=3, help="checkpoints kept. Default: 3")
-    p.add_argument("--resume", nargs="?", const="latest", metavar="CKPT",
-                   help="continue from CKPT, or with no value from the newest readable checkpoint in --out "
-                        "(a damaged newest one is skipped, with a message)")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="CKPT|RUN",
+                   help="continue from a checkpoint file, or from the newest readable checkpoint of a run folder "
+                        "(then --out defaults to that folder), or with no value of --out's run (a damaged newest "
+                        "checkpoint is skipped, with a message)")
     p.add_argument("--sample", metavar="CKPT", type=Path,
                    help="no training: draw a grid from CKPT's generator (its EMA copy if it kept one) into "
                         "--out/sample.png")
@@ -80,24 +88,30 @@ def parse_args(argv=None):
                         "of the compiled fast path: for stepping through in a debugger. Same results, slower "
                         "(also: MINIGAN_REFERENCE=1)")
     p.add_argument("--dry-run", action="store_true",
-                   help="3 steps on synthetic data with a batch of 8: checks the whole pipeline in seconds")
+                   help="3 steps on synthetic noise (3 batches; a batch of 8 unless --batch-size says): checks "
+                        "the whole pipeline in seconds")
     p.add_argument("--plain", action="store_true",
                    help=f"the DCGAN as published (Adam {PLAIN['lr']:g}, no cures) instead of the default stack "
                         f"{flags_text(DEFAULT_STACK)}; cure flags given with it still apply")
-    cures.add_flags(p, images=True)
+    cures.add_flags(p)
     p.set_defaults(**DEFAULT_STACK)
     if p.parse_known_args(argv)[0].plain:
         p.set_defaults(**PLAIN)
     args = p.parse_args(argv)
+    if args.batch_size is None:
+        args.batch_size = 8 if args.dry_run else 64
     if args.dry_run:
-        args.batch_size, args.epochs = 8, args.epochs or 1
+        args.epochs = args.epochs or 1
+    if args.out is None:  # a dry run never writes into a real run's default folder
+        resumed_run = args.resume not in (None, "latest") and Path(args.resume).is_dir()
+        args.out = Path(args.resume) if resumed_run else Path("runs/dry_run" if args.dry_run else "runs/mnist_gan")
     cli.check_numbers(p, args, at_least_1=("epochs", "batch_size", "nz", "keep", "n_samples"),
                       at_least_0=("eval_every", "seed"), positive=("lr",))
     if not 0 <= args.beta1 < 1:
         p.error(f"expected 0 <= --beta1 < 1, got {args.beta1}")
     if args.nz > checkpoint.MAX_NZ:
         p.error(f"--nz: expected at most {checkpoint.MAX_NZ:,}, got {args.nz:,}")
-    cures.check_flags(p, args)
+    args.cures = cures.from_args(p, args, batch_size=args.batch_size, shape=(1, 28, 28))
     if args.sample is not None and not args.sample.is_file():
         p.error(f"--sample: no checkpoint file {args.sample}")
     if args.npy and args.sample is None:
@@ -129,30 +143,56 @@ def sample_only(args):
 def load_images(args):
     if args.dry_run:
         rng = np.random.default_rng(args.seed)
-        images = np.clip(rng.normal(0, 0.5, (24, 1, 28, 28)), -1, 1).astype(np.float32)
+        images = np.clip(rng.normal(0, 0.5, (3 * args.batch_size, 1, 28, 28)), -1, 1).astype(np.float32)
         return images, "synthetic noise (--dry-run)"
     u8, _, source = data.load_mnist("train", dataset=args.dataset, data_dir=args.data_dir)
     return data.to_float(u8), source
 
 
-def build_trainer(args, images):
-    evaluate = None
-    if args.eval_every:
-        n_eval = min(2000, len(images))
-        reference = images[np.random.default_rng(args.seed).permutation(len(images))[:n_eval]]
-        z_eval = np.random.default_rng([args.seed, 4]).standard_normal((n_eval, args.nz)).astype(np.float32)
+def build_trainer(args):
+    """The GANTrainer the flags ask for: every option checked (one line naming the flag) before
+    any data is loaded."""
+    G, D, networks = models.build_networks("dcgan", nz=args.nz, seed=args.seed, options=args.cures)
+    return GANTrainer(G, D, nz=args.nz, backend=args.backend, lr=args.lr, beta1=args.beta1, seed=args.seed,
+                      feature_layer=args.feature_layer, networks=networks, out_dir=args.out, keep=args.keep,
+                      n_samples=args.n_samples, eval_every=args.eval_every, overwrite=args.overwrite,
+                      dry_run=args.dry_run, hint="continue it with --resume, choose a fresh --out, or delete its "
+                                                 "files and start over with --overwrite", **args.cures)
 
-        def evaluate(t):
-            r = metrics.evaluate(t.sample(z_eval), reference)
-            return {k: r[k] for k in ("fid", "fid_shift", "inception_score", "kid", "kl_to_uniform", "classes_present")}
-    D = models.dcgan_discriminator(seed=args.seed + 1, **cures.structure(args))
-    return GANTrainer(models.dcgan_generator(args.nz, seed=args.seed), D, nz=args.nz, backend=args.backend,
-                      lr=args.lr, beta1=args.beta1, seed=args.seed, out_dir=args.out, keep=args.keep,
-                      n_samples=args.n_samples, evaluate=evaluate, eval_every=args.eval_every,
-                      **cures.trainer_options(args))
+
+def evaluation(args, images):
+    """--eval-every's measure: metrics.evaluate of 2,000 samples (a fixed z) against 2,000 training images."""
+    n_eval = min(2000, len(images))
+    reference = images[np.random.default_rng(args.seed).permutation(len(images))[:n_eval]]
+    z_eval = np.random.default_rng([args.seed, 4]).standard_normal((n_eval, args.nz)).astype(np.float32)
+
+    def evaluate(t):
+        r = metrics.evaluate(t.sample(z_eval), reference)
+        return {k: r[k] for k in ("fid", "fid_shift", "inception_score", "kid", "kl_to_uniform", "classes_present")}
+    return evaluate
+
+
+def resume_target(args):
+    """The checkpoint --resume names, read and checked now, before anything is written (None
+    without --resume): a file, or the newest readable checkpoint of a run folder."""
+    if not args.resume:
+        return None
+    where = args.out if args.resume == "latest" else Path(args.resume)
+    if where.is_dir() or args.resume == "latest":
+        folder = where / "checkpoints" if (where / "checkpoints").is_dir() else where
+        ckpt = checkpoint.newest_loadable(folder)
+        if ckpt is None:
+            raise UserError(f"--resume: no checkpoint in {folder}")
+        return ckpt
+    if not where.is_file():
+        raise UserError(f"--resume: no checkpoint {where}")
+    checkpoint.load_run(where)
+    return where
 
 
 def train(args):
+    ckpt = resume_target(args)
+    trainer = build_trainer(args)
     images, source = load_images(args)
     if args.batch_size > len(images):
         raise UserError(f"--batch-size {args.batch_size}: expected at most the {len(images):,} images of {source}")
@@ -162,38 +202,43 @@ def train(args):
           f"backend {args.backend}")
     print("--plain: the DCGAN as published" if args.plain else f"the default stack: {flags_text(DEFAULT_STACK)}"
           + " (--plain for the DCGAN as published)")
-    trainer = build_trainer(args, images)
+    trainer.evaluate = evaluation(args, images) if args.eval_every else None
     with checkpoint.RunLock(args.out):
-        if args.resume:
-            ckpt = checkpoint.newest_loadable(args.out / "checkpoints") if args.resume == "latest" else Path(args.resume)
-            if ckpt is None or not ckpt.is_file():
-                raise UserError(f"--resume: no checkpoint "
-                                f"{'in ' + str(args.out / 'checkpoints') if ckpt is None else ckpt}")
+        if ckpt is not None:
             try:
                 trainer.restore(ckpt)
-            except checkpoint.CheckpointError as e:
+            except OptionsDiffer as e:
                 raise UserError(f"{e} (the default run is {flags_text(DEFAULT_STACK)}; --plain is the DCGAN "
                                 "without cures)") from e
-            saved_batch = trainer.config["batch_size"]
-            if trainer.step_in_epoch and saved_batch != args.batch_size:
-                raise UserError(f"--resume {ckpt}: it stopped mid-epoch with --batch-size {saved_batch}; "
+            if trainer.step_in_epoch and trainer.batch_size != args.batch_size:
+                raise UserError(f"--resume {ckpt}: it stopped mid-epoch with --batch-size {trainer.batch_size}; "
                                 f"resume with that, got {args.batch_size}")
             print(f"resumed from {ckpt} at epoch {trainer.epoch}, step {trainer.step}")
         if args.trace:
-            step = trainer.train_step
-
-            def traced_once(real, z):
-                trainer.train_step = step
-                passes = {"G": ["G forward: z -> fake"], "D": ["D on real", "D on fake", "D in G's step"]}
-                with reference_mode(), trace(trainer.G, trainer.D, names=["G", "D"], passes=passes):
-                    return step(real, z)
-            trainer.train_step = traced_once
+            trainer.callbacks.append(TraceFirstStep())
         start = time.perf_counter()
         with reference_mode(args.reference or in_reference_mode()):
             status = trainer.fit(images, epochs=epochs, batch_size=args.batch_size)
     print(f"{status} after {time.perf_counter() - start:.0f} s; outputs in {args.out}"
           + (f"; last checkpoint {trainer.last_checkpoint}" if trainer.last_checkpoint else ""))
     return 0 if status == "done" else 143 if trainer.stop_signal == "SIGTERM" else 130
+
+
+class TraceFirstStep:
+    """--trace: the run's first step in reference mode, each layer's statistics printed (minigan.trace)."""
+
+    def __init__(self):
+        self.done = False
+
+    def step_context(self, trainer):
+        if self.done:
+            return None
+        self.done = True
+        passes = {"G": ["G forward: z -> fake"], "D": ["D on real", "D on fake", "D in G's step"]}
+        stack = contextlib.ExitStack()
+        stack.enter_context(reference_mode())
+        stack.enter_context(trace(trainer.G, trainer.D, names=["G", "D"], passes=passes))
+        return stack
 
 
 def main(argv=None):

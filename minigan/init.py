@@ -42,7 +42,7 @@ def init_dcgan(model, rng):
     """Re-initialise a model as PyTorch's DCGAN example does (its `weights_init`):
     every weight W ~ N(0, 0.02), BatchNorm gamma ~ N(1, 0.02) and beta = 0; biases kept."""
     rng = as_generator(rng)
-    for layer in getattr(model, "layers", [model]):
+    for layer in model.leaves():
         p = layer.params
         if "W" in p:
             p["W"] = dcgan_normal(p["W"].shape, rng, dtype=p["W"].dtype)

@@ -1,15 +1,23 @@
-"""GANTrainer: alternating D and G steps on one backend, with the cures for mode collapse
-plugged in at three tap points, and checkpoints that never lose work.
+"""The loop that never loses work: epochs, RNG replay, checkpoints, the NaN stop, signals,
+logging. What one step computes is minigan/gan.py; GANTrainer puts the two together.
 
 Randomness: one host generator (seed=) draws each epoch's shuffle and all its z at the
 epoch's start; they move to the backend once, so nothing crosses host <-> device inside a
 step. Saving that generator's state at the epoch's start, plus the step reached and the
 generators of random layers (DiffAugment), makes a resumed run bit-identical to an
 uninterrupted one, even from mid-epoch (Ctrl-C, SIGTERM).
+
+Callbacks see the loop from outside (the demos' --trace, the tests): an object with any of
+    step_context(trainer)   a context manager around the next step, or None
+    after_step(trainer)     called after each step (trainer.request_stop() ends the run cleanly)
 """
+import contextlib
+import csv
 import json
+import math
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,16 +25,13 @@ import numpy as np
 
 from . import backend as backend_mod
 from . import checkpoint, viz
-from .cures import Terms
-from .layers import Sequential
-from .layers.activations import sigmoid
-from .optim import EMA, Adam
+from . import cures as cure_registry
+from .cures import BadOption
+from .gan import GAN, STATS
 
-STATS = ("loss_d", "loss_g", "d_x", "d_g_z", "mmd", "r_t")
+FORMAT = 2  # of the checkpoints this version writes; format 1 (minigan 0.1) is read too
 
-
-class BadOption(ValueError):
-    """An option the trainer cannot use (raised before it makes any state)."""
+__all__ = ["Trainer", "GANTrainer", "BadOption", "TrainingDiverged", "latest_checkpoint", "STATS"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -34,162 +39,112 @@ class TrainingDiverged(RuntimeError):
     good checkpoint."""
 
 
-class GANTrainer:
-    """Trains generator G (z -> sample) against discriminator D (sample -> logit).
+class Trainer:
+    """Trains `model` (a minigan.gan.GAN) on host float32 samples, in epochs of shuffled batches.
 
-    D is split at `feature_layer` (an index into D.layers; default: the layer before the last,
-    i.e. D's last hidden layer) into a feature part and a head that share D's layers. Every
-    cure is one of: a layer in D (DiffAugment, Pack, SpectralNorm, the minibatch layers), a
-    term that returns its value and gradient at a tap (D's output, D's features, G's output:
-    see minigan/cures.py), or a hook after an optimizer step (EMA of G, LeCam's anchors).
-    The terms' gradients are summed at each tap and each pass runs one backward.
-
-    Options (all recorded in checkpoints): loss in minigan.losses.ADVERSARIAL; lr (both) or
-    lr_d / lr_g (TTUR); beta1; d_steps (D updates per G update); unroll (k extra D steps
-    before G's gradient, first-order; D restored after); ema (decay or None); mmd_weight with
-    mmd_space "pixels" | "features"; d_mmd_weight; feature_matching; lecam; `cures`, a dict
-    describing D's structure (which layers it has), compared on resume.
+    out_dir: where the run keeps log.csv, losses.png, samples_epochNNN.png, metrics.jsonl and
+    checkpoints/ (the newest `keep`); None keeps nothing on disk. A new run claims the folder
+    (checkpoint.claim_folder): one holding another run's files is refused unless `overwrite`
+    (or both runs are `dry_run`s); `hint` is added to that refusal. evaluate(trainer) -> {name:
+    number} runs every `eval_every` epochs. log(text) prints; callbacks: see the module.
     """
 
-    def __init__(self, G, D, *, nz, backend="numpy", lr=2e-4, lr_d=None, lr_g=None, beta1=0.5,
-                 loss="ns", d_steps=1, unroll=0, ema=None, mmd_weight=0.0, mmd_space="pixels",
-                 mmd_sigmas=None, d_mmd_weight=0.0, feature_matching=0.0, lecam=0.0, feature_layer=None,
-                 cures=None, seed=0, out_dir=None, keep=3, log_every=10, n_samples=64, log=print,
-                 evaluate=None, eval_every=0):
-        feature_layer = len(D.layers) - 2 if feature_layer is None else feature_layer
-        self.config = dict(nz=nz, backend=backend, lr_d=lr if lr_d is None else lr_d,
-                           lr_g=lr if lr_g is None else lr_g, beta1=beta1, loss=loss, d_steps=d_steps,
-                           unroll=unroll, ema=ema, mmd_weight=mmd_weight, mmd_space=mmd_space,
-                           mmd_sigmas=None if mmd_sigmas is None else [float(s) for s in mmd_sigmas],
-                           d_mmd_weight=d_mmd_weight, feature_matching=feature_matching, lecam=lecam,
-                           feature_layer=feature_layer, cures=dict(cures or {}), seed=seed)
-        self.terms = Terms(self.config, D)  # checks every option before any state is made
-        self.xp = backend_mod.get(backend)
-        self.G, self.D = G.to(self.xp, np.float32), D.to(self.xp, np.float32)
-        self.D_features = Sequential(*D.layers[:feature_layer + 1])
-        self.D_head = Sequential(*D.layers[feature_layer + 1:])
-        self.opt_G = Adam(G, lr=self.config["lr_g"], betas=(beta1, 0.999))
-        self.opt_D = Adam(D, lr=self.config["lr_d"], betas=(beta1, 0.999))
-        self.ema = None if ema is None else EMA(G, decay=ema)
-        self.rng = np.random.default_rng(seed)
-        self.fixed_z = np.random.default_rng([seed, 1]).standard_normal((n_samples, nz)).astype(np.float32)
+    def __init__(self, model, *, out_dir=None, keep=3, log_every=10, n_samples=64, log=print, evaluate=None,
+                 eval_every=0, callbacks=(), overwrite=False, dry_run=False, hint=""):
+        self.model = model
+        self.rng = np.random.default_rng(model.seed)
+        self.fixed_z = np.random.default_rng([model.seed, 1]).standard_normal((n_samples, model.nz)).astype(np.float32)
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.keep, self.log_every, self.log = keep, log_every, log
-        self.evaluate, self.eval_every = evaluate, eval_every  # evaluate(trainer) -> {name: number}
+        self.evaluate, self.eval_every = evaluate, eval_every
+        self.callbacks = list(callbacks)
+        self.overwrite, self.dry_run, self.hint = overwrite, dry_run, hint
         self.epoch, self.step_in_epoch, self.step = 0, 0, 0
         self.epoch_rng_state = None  # the generator's state when the current epoch drew its shuffle and z
+        self.batch_size = None  # the batch of the epoch under way (a mid-epoch resume must keep it)
         self.history = []  # one row per log interval: step, epoch and the means of STATS
         self.changes = []  # options changed on resume: {step, option, old, new}
         self.last_checkpoint = None
         self.stop_signal = None  # "SIGINT" or "SIGTERM" once one asked the run to stop
+        self.claimed = False
+        self.prepared = False
 
-    # ---- one step ------------------------------------------------------------------------
+    # the model's parts, by the names users know
+    config = property(lambda self: self.model.config)
+    G = property(lambda self: self.model.G)
+    D = property(lambda self: self.model.D)
+    xp = property(lambda self: self.model.xp)
+    sampler = property(lambda self: self.model.sampler)
+
     def train_step(self, real, z):
-        """d_steps D updates, then one G update (against D unrolled k steps ahead, if asked),
-        on backend arrays. Returns the stats vector (STATS order)."""
-        fake = self.G.forward(z)
-        for _ in range(self.config["d_steps"]):
-            loss_d, s_real, s_fake = self.d_update(real, fake)
-        saved = _snapshot(self.D, self.opt_D, self.terms) if self.config["unroll"] else None
-        for _ in range(self.config["unroll"]):
-            self.d_update(real, fake)
-        loss_g, mmd_value = self.g_update(real, fake)
-        if saved is not None:  # first-order unrolling: D goes back to where its own steps left it
-            _restore(self.D, self.opt_D, self.terms, saved)
-        xp = self.xp
-        return xp.stack([xp.asarray(v, np.float32) for v in (
-            loss_d, loss_g, sigmoid(s_real).mean(), sigmoid(s_fake).mean(), mmd_value, xp.sign(s_real).mean())])
+        return self.model.train_step(real, z)
 
-    def d_update(self, real, fake):
-        """One step of D. Real and fake go through D separately (BatchNorm and the minibatch
-        layers see one kind at a time); each pass sums its terms' gradients at D's output (and
-        at its features) and runs one backward. Returns (L_D, s_real, s_fake)."""
-        T, Df, Dh = self.terms, self.D_features, self.D_head
-        h_real = Df.forward(real)
-        s_real = Dh.forward(h_real)
-        loss_real, ds = T.at("d_real", s_real)
-        Df.backward(Dh.backward(ds))
-        grads_real = {name: g.copy() for name, g in self.D.grads.items()}
-        h_fake = Df.forward(fake)
-        s_fake = Dh.forward(h_fake)
-        loss_fake, ds = T.at("d_fake", s_fake)
-        dh = Dh.backward(ds)
-        loss_feat, dh_terms = T.at("d_fake_features", h_fake, h_real)
-        Df.backward(dh if dh_terms is None else dh + dh_terms)
-        for name, layer, k in self.D.named_parameters():
-            layer.grads[k] += grads_real[name]
-        self.opt_D.step()
-        T.after_d(s_real, s_fake)
-        return loss_real + loss_fake + loss_feat, s_real, s_fake
+    def request_stop(self, signal_name="stop requested"):
+        """End the run after the current step, saving a checkpoint (what Ctrl-C and SIGTERM do)."""
+        self.stop_signal = signal_name
 
-    def g_update(self, real, fake):
-        """One step of G through D (D's own parameter gradients are not needed: param_grads=False).
-        G's terms add their gradients at D's output, at D's features and at G's output.
-        Returns (L_G, the MMD term's value)."""
-        T, Df, Dh = self.terms, self.D_features, self.D_head
-        h_real = Df.forward(real) if T.needs_real_features else None  # under the D G is trained against
-        h_fake = Df.forward(fake)
-        s_fake = Dh.forward(h_fake)
-        loss_adv, ds = T.at("g_fake", s_fake)
-        dh = Dh.backward(ds, param_grads=False)
-        loss_feat, dh_terms = T.at("g_fake_features", h_fake, h_real)
-        dfake = Df.backward(dh if dh_terms is None else dh + dh_terms, param_grads=False)
-        loss_pix, dpix = T.at("g_fake_pixels", fake, real)
-        self.G.backward(dfake if dpix is None else dfake + dpix)
-        self.opt_G.step()
-        if self.ema is not None:
-            self.ema.update()
-        return loss_adv + loss_feat + loss_pix, T.last_mmd
-
-    # ---- the loop ------------------------------------------------------------------------
-    def fit(self, data, *, epochs, batch_size):
-        """Train on host float32 samples `data` (N, ...) until `epochs` epochs are done.
-        Returns "done" or "interrupted" (Ctrl-C or SIGTERM: a checkpoint was saved first)."""
+    # ---- the loop --------------------------------------------------------------------------
+    def fit(self, data, *, batch_size, epochs=None, steps=None):
+        """Train on host float32 samples `data` (N, ...) until `epochs` epochs are done, or until
+        the run's step count reaches `steps`. Returns "done" or "interrupted" (Ctrl-C or
+        SIGTERM: a checkpoint was saved first)."""
         n = len(data)
         if not 1 <= batch_size <= n:
-            raise ValueError(f"GANTrainer.fit: expected 1 <= batch_size <= {n} (the number of samples), "
+            raise ValueError(f"Trainer.fit: expected 1 <= batch_size <= {n} (the number of samples), "
                              f"got {batch_size}")
-        saved = self.config.get("batch_size")
-        if self.step_in_epoch and saved != batch_size:
-            raise ValueError(f"GANTrainer.fit: this run stopped mid-epoch with batch_size={saved}; "
+        if (epochs is None) == (steps is None):
+            raise ValueError(f"Trainer.fit: expected epochs or steps, got epochs={epochs}, steps={steps}")
+        if self.step_in_epoch and self.batch_size != batch_size:
+            raise ValueError(f"Trainer.fit: this run stopped mid-epoch with batch_size={self.batch_size}; "
                              f"resume it with that batch size, got {batch_size}")
-        self.config["batch_size"] = batch_size
-        if self.config["mmd_weight"] and self.config["mmd_space"] == "pixels" and self.config["mmd_sigmas"] is None:
-            from .kernels import default_sigmas
-            pick = np.random.default_rng([self.config["seed"], 2]).permutation(n)[:512]
-            sample = data[pick]
-            self.config["mmd_sigmas"] = list(default_sigmas(sample.reshape(len(sample), -1).astype(np.float64)))
-        self.terms.mmd_sigmas = self.config["mmd_sigmas"]
+        self.model.check_data(batch_size, data.shape[1:])
+        per_epoch = n // batch_size
+        epochs = epochs if steps is None else math.ceil(steps / per_epoch)
+        self._claim_folder()
+        if not self.prepared:
+            self.model.prepare(data)
+            self.prepared = True
+        for note in self.model.notes:
+            self.log(f"note: {note}")
+        self.batch_size = batch_size
         xp = self.xp
         data_dev = backend_mod.to_backend(np.ascontiguousarray(data, np.float32), xp)  # moved once
-        steps = n // batch_size
         self.stop_signal = None
-        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)} \
-            if _main_thread() else {}
+        main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         try:
-            while self.epoch < epochs:
+            while self.epoch < epochs and (steps is None or self.step < steps):
                 if self.epoch_rng_state is None:
                     self.epoch_rng_state = self.rng.bit_generator.state
                 self.rng.bit_generator.state = self.epoch_rng_state
-                order = self.rng.permutation(n)[:steps * batch_size].reshape(steps, batch_size)
-                zs = self.rng.standard_normal((steps, batch_size, self.config["nz"])).astype(np.float32)
+                order = self.rng.permutation(n)[:per_epoch * batch_size].reshape(per_epoch, batch_size)
+                zs = self.rng.standard_normal((per_epoch, batch_size, self.model.nz)).astype(np.float32)
                 order, zs = backend_mod.to_backend(order, xp), backend_mod.to_backend(zs, xp)
-                stats = xp.zeros((steps, len(STATS)), np.float32)
-                bar = _Progress(self.epoch + 1, epochs, steps)
+                stats = xp.zeros((per_epoch, len(STATS)), np.float32)
+                bar = _Progress(self.epoch + 1, epochs, per_epoch, self.model.adversarial.labels)
                 logged = self.step_in_epoch
-                while self.step_in_epoch < steps:
-                    if self.stop_signal is not None:
+                while self.step_in_epoch < per_epoch:
+                    if self.stop_signal is not None or (steps is not None and self.step >= steps):
                         self._check_and_log(stats, logged, self.step_in_epoch)
+                        bar.close()
                         if self.out_dir is not None:
                             self.save_checkpoint()
-                            self.log(f"\ninterrupted ({self.stop_signal}): saved {self.last_checkpoint}; "
-                                     f"resume with --resume")
-                        return "interrupted"
+                            if self.stop_signal is not None:
+                                self.log(f"\ninterrupted ({self.stop_signal}): saved {self.last_checkpoint}; "
+                                         f"resume with --resume")
+                        return "done" if self.stop_signal is None else "interrupted"
                     i = self.step_in_epoch
-                    stats[i] = self.train_step(data_dev[order[i]], zs[i])
+                    with contextlib.ExitStack() as around:
+                        for cb in self.callbacks:
+                            context = getattr(cb, "step_context", lambda t: None)(self)
+                            if context is not None:
+                                around.enter_context(context)
+                        stats[i] = self.train_step(data_dev[order[i]], zs[i])
                     self.step_in_epoch += 1
                     self.step += 1
-                    if self.step_in_epoch % self.log_every == 0 or self.step_in_epoch == steps:
+                    for cb in self.callbacks:
+                        getattr(cb, "after_step", lambda t: None)(self)
+                    if self.step_in_epoch % self.log_every == 0 or self.step_in_epoch == per_epoch:
                         bar.show(self.step_in_epoch, self._check_and_log(stats, logged, self.step_in_epoch))
                         logged = self.step_in_epoch
                 bar.close()
@@ -202,8 +157,22 @@ class GANTrainer:
                 signal.signal(s, handler)
         return "done"
 
-    def _request_stop(self, signum, frame):
-        self.stop_signal = signal.Signals(signum).name if signum else "stop requested"
+    def _on_signal(self, signum, frame):
+        self.request_stop(signal.Signals(signum).name)
+
+    def _claim_folder(self):
+        """A new run, or a resume from another folder's checkpoint, claims out_dir; a resume in its
+        own folder continues it (the log is rewritten from the checkpoint's history)."""
+        if self.out_dir is None or self.claimed:
+            return
+        own = (self.last_checkpoint is not None
+               and self.last_checkpoint.resolve().parent == (self.out_dir / "checkpoints").resolve())
+        if not own:
+            checkpoint.claim_folder(self.out_dir, overwrite=self.overwrite, dry_run=self.dry_run, hint=self.hint,
+                                    log=self.log)
+        if self.history:
+            self._write_log(self.history, append=False)
+        self.claimed = True
 
     def _check_and_log(self, stats, start, stop):
         """Read the stats of steps [start, stop) to the host; stop on a NaN/Inf; log their means."""
@@ -228,29 +197,23 @@ class GANTrainer:
         return f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else \
             "no checkpoint had been written yet"
 
-    # ---- what an epoch leaves behind -----------------------------------------------------
-    @property
-    def sampler(self):
-        """The generator samples come from: the EMA copy when EMA is on, else G."""
-        return self.G if self.ema is None else self.ema.model
-
+    # ---- what an epoch leaves behind -------------------------------------------------------
     def sample(self, z, *, training=False, chunk=128):
-        """sampler(z) on the host, in chunks (the layers keep work buffers of the chunk's size).
-        training=True uses batch statistics and leaves the running ones as they were."""
+        """The sampler's output for z, on the host, in chunks (the layers keep work buffers of the
+        chunk's size). training=True uses batch statistics and leaves the running ones as they were."""
         G = self.sampler
-        saved = [dict(layer.buffers) for layer in G.layers]
+        saved = [dict(layer.buffers) for layer in G.leaves()]
         out = [backend_mod.to_host(G.forward(backend_mod.to_backend(z[i:i + chunk], self.xp), training))
                for i in range(0, len(z), chunk)]
-        for layer, buffers in zip(G.layers, saved):
+        for layer, buffers in zip(G.leaves(), saved):
             layer.buffers.update(buffers)
         return np.concatenate(out)
 
     def end_of_epoch(self):
         if self.out_dir is None:
             return
-        tag = f"epoch{self.epoch:03d}"
-        which = " (EMA)" if self.ema is not None else ""
-        viz.save_samples(self.out_dir / f"samples_{tag}.png",
+        which = "" if self.sampler is self.G else " (EMA)"
+        viz.save_samples(self.out_dir / f"samples_epoch{self.epoch:03d}.png",
                          {f"epoch {self.epoch}{which}, eval-mode BatchNorm": self.sample(self.fixed_z),
                           "train-mode BatchNorm": self.sample(self.fixed_z, training=True)})
         if self.history:
@@ -263,7 +226,6 @@ class GANTrainer:
         self.save_checkpoint()
 
     def _write_log(self, rows, append):
-        import csv
         path = self.out_dir / "log.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         new = not append or not path.exists()
@@ -273,18 +235,17 @@ class GANTrainer:
                 w.writeheader()
             w.writerows(rows)
 
-    # ---- checkpoints ---------------------------------------------------------------------
+    # ---- checkpoints -----------------------------------------------------------------------
     def state(self):
-        parts = {"G": self.G.state_dict(), "D": self.D.state_dict(), "optim_G": self.opt_G.state_dict(),
-                 "optim_D": self.opt_D.state_dict(), "lecam": self.terms.lecam_state()}
-        if self.ema is not None:
-            parts["G_ema"] = self.ema.state_dict()
-        arrays = {k: v for prefix, part in parts.items() for k, v in checkpoint.with_prefix(part, prefix).items()}
+        """(arrays, meta): the model's state under its names, the log's history, and the run's
+        place (epoch, step, the epoch's RNG state, the batch of an epoch under way)."""
+        arrays = dict(self.model.state_dict())
         arrays["history"] = np.array([[r["step"], r["epoch"], *(r[k] for k in STATS)] for r in self.history],
                                      np.float64).reshape(-1, 2 + len(STATS))
-        meta = dict(epoch=self.epoch, step_in_epoch=self.step_in_epoch, step=self.step,
+        meta = dict(format=FORMAT, epoch=self.epoch, step_in_epoch=self.step_in_epoch, step=self.step,
                     rng_state=self.epoch_rng_state or self.rng.bit_generator.state, config=self.config,
-                    layer_rng={"G": self.G.rng_states(), "D": self.D.rng_states()}, changes=self.changes)
+                    batch_size=self.batch_size, networks=self.model.structure(),
+                    layer_rng=self.model.rng_states(), changes=self.changes)
         return arrays, meta
 
     def save_checkpoint(self):
@@ -307,44 +268,87 @@ class GANTrainer:
         return path
 
     def restore(self, path):
-        """Continue from a checkpoint: weights, BatchNorm statistics, Adam moments, RNG, step, log.
-        The architecture and the cures must match; a changed learning rate or beta1 is taken
-        and recorded (in `changes`, the log and the next checkpoint)."""
+        """Continue from a checkpoint: weights, BatchNorm statistics, Adam moments, the cures'
+        state, RNG, step, log. The networks and the cures must be the same (OptionsDiffer names
+        the difference); a changed learning rate or beta1 is taken and recorded (in `changes`,
+        the log and the next checkpoint). Nothing is written here."""
         arrays, meta = checkpoint.load_run(path)
-        saved = meta["config"]
-        for key in ("nz", "cures", "loss", "d_steps", "unroll", "ema", "mmd_weight", "mmd_space", "d_mmd_weight",
-                    "feature_matching", "lecam", "feature_layer"):
-            if saved.get(key) != self.config[key]:
-                raise checkpoint.CheckpointError(f"{path}: saved with {key}={saved.get(key)!r}, this run has "
-                                 f"{key}={self.config[key]!r}; resume with the same options")
+        saved = _upgrade(meta, arrays)
+        compare(saved, meta.get("networks"), self.model, path)
         try:
-            self.G.load_state_dict(checkpoint.subset(arrays, "G"))
-            self.D.load_state_dict(checkpoint.subset(arrays, "D"))
-            self.opt_G.load_state_dict(checkpoint.subset(arrays, "optim_G"))
-            self.opt_D.load_state_dict(checkpoint.subset(arrays, "optim_D"))
-            if self.ema is not None:
-                self.ema.load_state_dict(checkpoint.subset(arrays, "G_ema"))
-            self.terms.load_lecam_state(checkpoint.subset(arrays, "lecam"), self.xp)
-            self.G.load_rng_states(meta.get("layer_rng", {}).get("G", {}))
-            self.D.load_rng_states(meta.get("layer_rng", {}).get("D", {}))
+            self.model.load_state_dict(arrays)
+            self.model.load_rng_states(meta.get("layer_rng", {}))
         except ValueError as e:
             raise checkpoint.CheckpointError(f"{path}: does not fit this model ({e})") from e
         self.changes = list(meta.get("changes", []))
-        for key in ("lr_d", "lr_g", "beta1"):
-            if saved[key] != self.config[key]:
-                self.changes.append(dict(step=meta["step"], option=key, old=saved[key], new=self.config[key]))
-                self.log(f"resume: {key} changed from {saved[key]} to {self.config[key]} at step {meta['step']} "
+        for key in ("lr", "beta1", "lr_d", "lr_g"):
+            if saved.get(key) != self.config[key]:
+                self.changes.append(dict(step=meta["step"], option=key, old=saved.get(key), new=self.config[key]))
+                self.log(f"resume: {key} changed from {saved.get(key)} to {self.config[key]} at step {meta['step']} "
                          f"(recorded in the checkpoint)")
-        self.config["mmd_sigmas"] = saved["mmd_sigmas"]
-        self.config["batch_size"] = saved.get("batch_size")
         self.epoch, self.step_in_epoch, self.step = meta["epoch"], meta["step_in_epoch"], meta["step"]
+        self.batch_size = meta.get("batch_size")
         self.epoch_rng_state = meta["rng_state"]
         self.rng.bit_generator.state = meta["rng_state"]
         self.history = [dict(step=int(r[0]), epoch=float(r[1]), **dict(zip(STATS, map(float, r[2:]))))
                         for r in arrays["history"]]
         self.last_checkpoint = Path(path)
-        if self.out_dir is not None:
-            self._write_log(self.history, append=False)
+        self.prepared = True  # the cures' data-derived values came with their state
+
+
+class OptionsDiffer(checkpoint.CheckpointError):
+    """A checkpoint of other networks or other cures than this run's."""
+
+
+def compare(saved, networks, model, path):
+    """OptionsDiffer unless the checkpoint's run had the same networks and the same cures with the
+    same options (learning rates and beta1 may change); how the options were spelled (given or
+    left at their defaults) does not matter."""
+    def differ(what, old, new):
+        raise OptionsDiffer(f"{path}: saved with {what}={old!r}, this run has {what}={new!r}; resume with the "
+                            f"same options")
+    now = model.config
+    if saved.get("nz") != now["nz"]:
+        differ("nz", saved.get("nz"), now["nz"])
+    old_values = cure_registry.resolve({k: v for k, v in saved.items() if k in cure_registry.options()})
+    for cls in cure_registry.CURES:
+        was, is_ = cls.on(old_values), cls.on(now)
+        for o in cls.options:
+            if o.key not in cls.changeable and (was or is_) and old_values[o.key] != now[o.key]:
+                differ(o.key, old_values[o.key], now[o.key])
+    if any(c.needs_features for c in model.cures) and saved.get("feature_layer") != now["feature_layer"]:
+        differ("feature_layer", saved.get("feature_layer"), now["feature_layer"])
+    for name, layers in (networks or {}).items():
+        mine = model.structure().get(name)
+        if mine != layers:
+            at = next((i for i, (a, b) in enumerate(zip(layers, mine or [])) if a != b), min(len(layers), len(mine or [])))
+            raise OptionsDiffer(f"{path}: its network {name} differs from this run's at layer {at}: saved "
+                                f"{layers[at] if at < len(layers) else 'nothing'}, this run has "
+                                f"{mine[at] if mine and at < len(mine) else 'nothing'}")
+
+
+def _upgrade(meta, arrays):
+    """The config of a checkpoint in this version's terms. Format 1 (minigan 0.1) recorded the
+    effective learning rates lr_d and lr_g, the pixel-MMD bandwidths in the config and the batch
+    of a stopped epoch there too; D's structure as a `cures` dict (its layers are compared by
+    the state's names and shapes instead)."""
+    config = dict(meta["config"])
+    version = meta.get("format", 1)
+    if version > FORMAT:
+        raise checkpoint.CheckpointError(f"written by a newer minigan (checkpoint format {version}); this version "
+                                         f"reads formats 1 to {FORMAT}")
+    if version == 1:
+        config["lr"] = config.get("lr_g")
+        config["lr_d"] = None if config.get("lr_d") == config.get("lr_g") else config.get("lr_d")
+        config["lr_g"] = None
+        config.update(config.pop("cures", None) or {})
+        config["mbstd"] = config.get("mbstd") or None
+        config["mbdisc"] = config.get("mbdisc") or None
+        if config.get("mmd_sigmas") is not None and "mmd/sigmas" not in arrays:
+            arrays["mmd/sigmas"] = np.array(config["mmd_sigmas"], np.float64)
+        config["mmd_sigmas"] = None
+        meta.setdefault("batch_size", config.pop("batch_size", None))
+    return config
 
 
 def latest_checkpoint(out_dir):
@@ -353,41 +357,38 @@ def latest_checkpoint(out_dir):
     return found[-1] if found else None
 
 
-def _snapshot(model, optimizer, terms):
-    """Copies of D's parameters, buffers and optimizer state, and LeCam's anchors (for
-    unrolling D and going back)."""
-    return ({k: v.copy() for k, v in model.state_dict().items()},
-            {k: v.copy() for k, v in optimizer.state_dict().items()}, terms.lecam_state())
+class GANTrainer(Trainer):
+    """Trainer(GAN(G, D, ...)): the GAN's keywords (nz, backend, lr, beta1, seed, feature_layer,
+    networks and the cures' options: minigan/gan.py, minigan/cures/) and the loop's (out_dir,
+    keep, log_every, n_samples, log, evaluate, eval_every, callbacks, overwrite, dry_run, hint)."""
 
-
-def _restore(model, optimizer, terms, saved):
-    model.load_state_dict(saved[0])
-    optimizer.load_state_dict(saved[1])
-    if terms.lecam:
-        terms.lecam.load_state_dict(saved[2])
-
-
-def _main_thread():
-    import threading
-    return threading.current_thread() is threading.main_thread()
+    def __init__(self, G, D, *, nz, out_dir=None, keep=3, log_every=10, n_samples=64, log=print, evaluate=None,
+                 eval_every=0, callbacks=(), overwrite=False, dry_run=False, hint="", **options):
+        super().__init__(GAN(G, D, nz=nz, **options), out_dir=out_dir, keep=keep, log_every=log_every,
+                         n_samples=n_samples, log=log, evaluate=evaluate, eval_every=eval_every, callbacks=callbacks,
+                         overwrite=overwrite, dry_run=dry_run, hint=hint)
 
 
 class _Progress:
-    """One line per epoch, redrawn in place on a terminal: step, Loss_D, Loss_G, D(x), D(G(z))."""
+    """One line per epoch, redrawn in place on a terminal: step, Loss_D, Loss_G, D's scores on real
+    and fake (labelled as the loss means them), MMD², r_t."""
 
-    def __init__(self, epoch, epochs, steps):
+    def __init__(self, epoch, epochs, steps, labels):
         self.prefix, self.steps, self.start = f"epoch {epoch}/{epochs}", steps, time.perf_counter()
-        self.tty, self.line = sys.stderr.isatty(), ""
+        self.tty, self.line, self.labels = sys.stderr.isatty(), "", labels
 
     def show(self, i, row):
         done = int(20 * i / self.steps)
         rate = i / max(time.perf_counter() - self.start, 1e-9)
+        real, fake = self.labels
         self.line = (f"{self.prefix} [{'#' * done}{'.' * (20 - done)}] {i}/{self.steps} "
-                     f"Loss_D {row['loss_d']:.3f} Loss_G {row['loss_g']:.3f} D(x) {row['d_x']:.3f} "
-                     f"D(G(z)) {row['d_g_z']:.3f}" + (f" MMD² {row['mmd']:.4f}" if row["mmd"] else "")
+                     f"Loss_D {row['loss_d']:.3f} Loss_G {row['loss_g']:.3f} {real} {row['d_x']:.3f} "
+                     f"{fake} {row['d_g_z']:.3f}" + (f" MMD² {row['mmd']:.4f}" if row["mmd"] else "")
                      + f" r_t {row['r_t']:+.2f}  {rate:.1f} steps/s")
         if self.tty:
             print("\r" + self.line, end="", file=sys.stderr, flush=True)
 
     def close(self):
-        print(("\r" if self.tty else "") + self.line, file=sys.stderr, flush=True)
+        if self.line:
+            print(("\r" if self.tty else "") + self.line, file=sys.stderr, flush=True)
+            self.line = ""

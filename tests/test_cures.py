@@ -253,7 +253,7 @@ def tiny_image_gan(seed=0, **cures):
 
 EVERY_CURE = dict(loss="hinge", ema=0.99, lecam=0.3, feature_matching=0.5, mmd_weight=0.5, mmd_space="features",
                   d_mmd_weight=0.1, unroll=2, d_steps=2, lr_d=4e-4, lr_g=1e-4)
-EVERY_LAYER = dict(diffaug="translation,cutout", pack=2, sn=True, mbstd=True, mbdisc=True)
+EVERY_LAYER = dict(diffaug="translation,cutout", pack=2, sn=True, mbstd=2, mbdisc=3)
 
 
 def images(n=48, seed=0):
@@ -262,8 +262,7 @@ def images(n=48, seed=0):
 
 def make(out, **kw):
     G, D = tiny_image_gan(**EVERY_LAYER)
-    return GANTrainer(G, D, nz=4, out_dir=out, log_every=2, log=lambda *a: None, cures=EVERY_LAYER,
-                      **EVERY_CURE, **kw)
+    return GANTrainer(G, D, nz=4, out_dir=out, log_every=2, log=lambda *a: None, **EVERY_LAYER, **EVERY_CURE, **kw)
 
 
 def test_resume_mid_epoch_with_every_cure_is_bit_identical(tmp_path):
@@ -271,7 +270,7 @@ def test_resume_mid_epoch_with_every_cure_is_bit_identical(tmp_path):
     whole = make(tmp_path / "a")
     whole.fit(data, epochs=2, batch_size=8)
     part = make(tmp_path / "b")
-    stop_at(part, 3)
+    stop_at(part, 4)
     assert part.fit(data, epochs=2, batch_size=8) == "interrupted"
     resumed = make(tmp_path / "b")
     resumed.restore(latest_checkpoint(tmp_path / "b"))
@@ -289,7 +288,7 @@ def test_resume_with_other_cures_is_refused_naming_the_difference(tmp_path):
     t = make(tmp_path)
     t.fit(images(), epochs=1, batch_size=8)
     G, D = tiny_image_gan(**EVERY_LAYER)
-    other = GANTrainer(G, D, nz=4, out_dir=tmp_path, log=lambda *a: None, cures=EVERY_LAYER,
+    other = GANTrainer(G, D, nz=4, out_dir=tmp_path, log=lambda *a: None, **EVERY_LAYER,
                        **dict(EVERY_CURE, loss="ls"))
     with pytest.raises(ValueError, match=r"saved with loss='hinge', this run has loss='ls'"):
         other.restore(latest_checkpoint(tmp_path))
@@ -302,11 +301,14 @@ def test_resume_with_other_cures_is_refused_naming_the_difference(tmp_path):
      r"multiple of group_size=4 .* got N=6"),
     (lambda: SpectralNorm(Tanh()), r"SpectralNorm: expected a layer with a weight params\['W'\].*got Tanh\(\)"),
     (lambda: GANTrainer(*tiny_image_gan(), nz=4, feature_layer=9),
-     r"expected feature_layer to be the index of one of D's layers 0..2 .* got 9"),
-    (lambda: GANTrainer(*tiny_image_gan(), nz=4, lecam=-1), r"expected lecam >= 0 and finite, got -1"),
-    (lambda: GANTrainer(*tiny_image_gan(), nz=4, mmd_weight=float("nan")), r"expected mmd_weight >= 0"),
-    (lambda: GANTrainer(*tiny_image_gan(), nz=4, ema=1.0), r"expected an EMA decay in \[0, 1\), got 1.0"),
-    (lambda: GANTrainer(*tiny_image_gan(), nz=4, loss="wasserstein"), r"expected loss in \['hinge', 'ls', 'ns', 'wgan'\]"),
+     r"feature_layer=9: expected the index of one of D's layers 0..2 .*D's layers: 0 Conv2D, 1 LeakyReLU"),
+    (lambda: GANTrainer(*tiny_image_gan(), nz=4, lecam=-1), r"lecam=-1: expected a finite weight >= 0"),
+    (lambda: GANTrainer(*tiny_image_gan(), nz=4, mmd_weight=float("nan")), r"mmd_weight=nan: expected a finite weight"),
+    (lambda: GANTrainer(*tiny_image_gan(), nz=4, ema=1.0), r"ema=1.0: expected a decay in \[0, 1\)"),
+    (lambda: GANTrainer(*tiny_image_gan(), nz=4, loss="wasserstein"),
+     r"loss='wasserstein': expected one of \['hinge', 'ls', 'ns', 'wgan'\]"),
+    (lambda: GANTrainer(*tiny_image_gan(), nz=4, emma=0.9), r"unexpected option 'emma' \(did you mean 'ema'\?\)"),
+    (lambda: GANTrainer(*tiny_image_gan(), nz=4, sn=True), r"sn=True but D has no SpectralNorm layer"),
     (lambda: DiffAugment("flip"), r"DiffAugment: expected a policy of translation, cutout"),
     (lambda: losses.LeCam(decay=1), r"LeCam: expected 0 <= decay < 1, got 1"),
 ])
@@ -317,43 +319,106 @@ def test_bad_cure_input_is_a_clear_error(make_bad, message):
 
 def test_bad_input_changes_no_state():
     layer = MinibatchStdDev(4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="multiple of group_size=4"):
         Sequential(Dense(2, 2, rng=0), layer).forward(np.ones((6, 2), np.float32))
     assert layer.cache is None and layer.x_shape is None
     G, D = tiny_image_gan()
     W = G.layers[0].params["W"].copy()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"d_steps=0: expected an integer >= 1"):
         GANTrainer(G, D, nz=4, d_steps=0)
     np.testing.assert_array_equal(G.layers[0].params["W"], W)  # not even moved to float32 copies
 
 
-ALONE = [dict(loss="hinge"), dict(loss="ls"), dict(loss="wgan", cures=dict(sn=True)), dict(cures=dict(sn=True)),
-         dict(cures=dict(diffaug="translation,cutout")), dict(cures=dict(mbstd=4)), dict(cures=dict(mbdisc=5)),
-         dict(cures=dict(pack=2)), dict(ema=0.999), dict(lecam=0.3), dict(feature_matching=1.0),
-         dict(mmd_weight=1.0), dict(mmd_weight=1.0, mmd_space="features"), dict(d_mmd_weight=0.1),
-         dict(unroll=2), dict(d_steps=2, lr_d=4e-4, lr_g=1e-4)]
+ALONE = [dict(loss="hinge"), dict(loss="ls"), dict(loss="wgan", sn=True), dict(sn=True),
+         dict(diffaug="translation,cutout"), dict(mbstd=4), dict(mbdisc=5), dict(pack=2), dict(ema=0.999),
+         dict(lecam=0.3), dict(feature_matching=1.0), dict(mmd_weight=1.0), dict(mmd_weight=1.0, mmd_space="features"),
+         dict(d_mmd_weight=0.1), dict(unroll=2), dict(d_steps=2, lr_d=4e-4, lr_g=1e-4)]
 ALL = dict(loss="hinge", ema=0.999, lecam=0.3, feature_matching=1.0, mmd_weight=1.0, mmd_space="features",
-           d_mmd_weight=0.1, unroll=2, d_steps=2, lr_d=4e-4,
-           cures=dict(sn=True, diffaug="translation,cutout", mbstd=4, mbdisc=5, pack=2))
+           d_mmd_weight=0.1, unroll=2, d_steps=2, lr_d=4e-4, sn=True, diffaug="translation,cutout", mbstd=4, mbdisc=5,
+           pack=2)
 
 
 @pytest.mark.parametrize("options", ALONE + [ALL], ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 @pytest.mark.parametrize("gan", ["dcgan", "mlp"])
 def test_a_few_steps_with_each_cure_are_finite(gan, options):
-    options = dict(options)
-    structure = options.pop("cures", {})
     if gan == "dcgan":
-        G, D = models.dcgan_generator(8, seed=0), models.dcgan_discriminator(seed=1, **structure)
-        data = np.tanh(np.random.default_rng(0).standard_normal((16, 1, 28, 28))).astype(np.float32)
-        nz = 8
+        data, nz, kind = np.tanh(np.random.default_rng(0).standard_normal((16, 1, 28, 28))).astype(np.float32), 8, "dcgan"
     else:
-        if structure.get("diffaug"):
+        if options.get("diffaug"):
             pytest.skip("DiffAugment needs images; the MLP GAN's samples are points")
-        G, D = models.mlp_generator(2, 2, hidden=16, seed=0), models.mlp_discriminator(2, hidden=16, seed=1, **structure)
-        data = np.random.default_rng(0).standard_normal((64, 2)).astype(np.float32)
-        nz = 2
-    t = GANTrainer(G, D, nz=nz, log_every=1, log=lambda *a: None, cures=structure, **options)
+        data, nz, kind = np.random.default_rng(0).standard_normal((64, 2)).astype(np.float32), 2, "mlp"
+    G, D, networks = models.build_networks(kind, nz=nz, hidden=16, options=options)
+    t = GANTrainer(G, D, nz=nz, log_every=1, log=lambda *a: None, networks=networks, **options)
     t.fit(data, epochs=1, batch_size=8 if gan == "dcgan" else 16)
     assert t.step == (2 if gan == "dcgan" else 4) and len(t.history) == t.step
     assert all(np.isfinite(r[k]) for r in t.history for k in ("loss_d", "loss_g", "d_x", "d_g_z", "mmd", "r_t"))
     assert np.isfinite(t.sample(np.zeros((2, nz), np.float32))).all()
+
+
+# ---- the layers and terms of MAD-GAN, EBGAN and the Tap ----------------------------------------
+@given(st.integers(1, 7), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3), seeds)
+def test_heads_gradient_and_routing(n, k, a, b, seed):
+    from minigan.layers.containers import Heads
+    rng = np.random.default_rng(seed)
+    heads = Heads(*[Dense(a, b, rng=rng) for _ in range(k)]).to(np, np.float64)
+    x = rng.standard_normal((n, a))
+    y = heads.forward(x)
+    for i in range(n):  # sample i went through head i mod k
+        np.testing.assert_allclose(y[i], x[i] @ heads.layers[i % k].params["W"] + heads.layers[i % k].params["b"])
+    assert_gradients_match(heads, x, seed=seed)
+
+
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 6), st.booleans(), seeds)
+def test_energy_gradient(n, features, hidden, images, seed):
+    from minigan.layers.containers import Energy
+    rng = np.random.default_rng(seed)
+    if images:
+        energy = Energy(Conv2D(1, 2, 3, padding=1, rng=rng), Tanh(), Conv2D(2, 1, 3, padding=1, rng=rng))
+        x = rng.standard_normal((n, 1, 4, 4))
+    else:
+        energy = Energy(Dense(features, hidden, rng=rng), Tanh(), Dense(hidden, features, rng=rng))
+        x = rng.standard_normal((n, features))
+    energy.to(np, np.float64)
+    e = energy.forward(x)
+    recon = x
+    for layer in energy.layers:
+        recon = layer.forward(recon)
+    np.testing.assert_allclose(e[:, 0], ((recon - x) ** 2).reshape(n, -1).mean(axis=1), rtol=1e-12)
+    assert_gradients_match(energy, x, seed=seed)
+
+
+@given(st.integers(2, 6), st.integers(2, 5), st.integers(2, 4), seeds)
+def test_cosine_similarity_and_pulling_away_gradients(n, d, k, seed):  # d = 1: cos is ±1, flat
+    from minigan.cures.ebgan import pulling_away
+    from minigan.cures.madgan import cosine_similarity
+    a = np.random.default_rng(seed).standard_normal((n, d))
+    u = a / np.linalg.norm(a, axis=1, keepdims=True)
+    cos = u @ u.T
+    other = (np.arange(n)[:, None] % k) != (np.arange(n)[None, :] % k)
+    value, grad = cosine_similarity(a, k)
+    assume(other.any())
+    np.testing.assert_allclose(value, cos[other].mean(), rtol=1e-9, atol=1e-12)
+    assert rel_error(grad, numerical_gradient(lambda: cosine_similarity(a, k)[0], a)) < TOL
+    value, grad = pulling_away(a)
+    off = ~np.eye(n, dtype=bool)
+    np.testing.assert_allclose(value, (cos[off] ** 2).mean(), rtol=1e-9, atol=1e-12)
+    assert rel_error(grad, numerical_gradient(lambda: pulling_away(a)[0], a)) < TOL
+
+
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), seeds)
+def test_tap_is_the_identity_plus_what_terms_add(n, a, b, seed):
+    from minigan.layers.tap import Tap
+    rng = np.random.default_rng(seed)
+    inner = Dense(a, b, rng=rng).to(np, np.float64)
+    tap = Tap(inner)
+    x, dy, extra = rng.standard_normal((n, a)), rng.standard_normal((n, b)), rng.standard_normal((n, b))
+    y = tap.forward(x)
+    assert tap.value is y and tap.params is inner.params
+    tap.add_grad(extra)
+    dx = tap.backward(dy)
+    np.testing.assert_allclose(dx, (dy + extra) @ inner.params["W"].T)
+    np.testing.assert_allclose(tap.grads["W"], x.T @ (dy + extra))
+    assert tap.extra is None  # used once
+    assert_gradients_match(tap, x, seed=seed)
+    with pytest.raises(ValueError, match=r"expected a gradient of shape \(%d, %d\)" % (n, b)):
+        tap.add_grad(np.zeros((n + 1, b)))

@@ -2,6 +2,7 @@
 import gzip
 import hashlib
 import http.server
+import importlib.util
 import threading
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 
 from minigan import data
 
+DEMOS = Path(__file__).resolve().parents[1] / "demos"
+
 
 def idx_bytes(array):
     """The IDX encoding of a uint8 array: magic 0x08 (ubyte) + ndim, big-endian sizes, data."""
@@ -17,13 +20,14 @@ def idx_bytes(array):
     return head + array.astype(np.uint8).tobytes()
 
 
-def write_split(folder, split, n=6, seed=0, compress=True):
+def write_split(folder, split, n=6, seed=0, compress=True, name=lambda canonical: canonical):
+    """The split's two IDX files of random digits in `folder`, each under name(canonical name)."""
     rng = np.random.default_rng(seed)
     images, labels = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n, dtype=np.uint8)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, array in zip(data.FILES[split], (images, labels)):
+    for canonical, array in zip(data.FILES[split], (images, labels)):
         raw = idx_bytes(array)
-        (folder / name).write_bytes(gzip.compress(raw) if compress else raw)
+        (folder / name(canonical)).write_bytes(gzip.compress(raw) if compress else raw)
     return images, labels
 
 
@@ -68,6 +72,62 @@ def test_missing_data_dir_is_a_clear_error(tmp_path):
     with pytest.raises(data.DataError, match=r"--data-dir .*nowhere: expected train-images-idx3-ubyte.gz and "
                                              r"train-labels-idx1-ubyte.gz there .*no such folder"):
         data.load_mnist(data_dir=tmp_path / "nowhere")
+    with pytest.raises(data.DataError, match=r"--test-dir .*nowhere: expected t10k-images-idx3-ubyte.gz and "
+                                             r"t10k-labels-idx1-ubyte.gz there .*no such folder"):
+        data.load_mnist("test", data_dir=tmp_path / "nowhere")
+
+
+# The spellings copies of MNIST use: the canonical .gz name, the name without .gz (the files as
+# gunzip leaves them), and a dot before "idx" (Kaggle's copy), with or without .gz.
+SPELLINGS = {"canonical": lambda n: n, "no .gz": lambda n: n[:-3],
+             "dotted": lambda n: n[:-3].replace("-idx", ".idx"), "dotted .gz": lambda n: n.replace("-idx", ".idx")}
+
+
+@pytest.mark.parametrize("where", ["data_dir", "env", "cache"])
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
+def test_every_spelling_and_content_is_found_in_every_folder(tmp_path, monkeypatch, where, spelling):
+    folder = {"data_dir": tmp_path / "given", "env": tmp_path / "env", "cache": tmp_path / "cache" / "mnist"}[where]
+    monkeypatch.setenv("MINIGAN_CACHE", str(tmp_path / "cache"))
+    if where == "env":
+        monkeypatch.setenv("MINIGAN_DATA_DIR", str(folder))
+    else:
+        monkeypatch.delenv("MINIGAN_DATA_DIR", raising=False)
+    name = SPELLINGS[spelling]
+    # the content is checked, not the name: raw bytes under one split's names, gzip under the other's
+    written = {"train": write_split(folder, "train", seed=1, compress=False, name=name),
+               "test": write_split(folder, "test", seed=2, compress=True, name=name)}
+    for split, (images, labels) in written.items():
+        x, y, source = data.load_mnist(split, data_dir=folder if where == "data_dir" else None,
+                                       download_missing=False, offline_fallback=False)
+        assert np.array_equal(x, images) and np.array_equal(y, labels) and str(folder) in source
+
+
+def test_a_folder_without_the_split_lists_what_it_found_and_what_it_expects(tmp_path):
+    write_split(tmp_path, "train", compress=False, name=SPELLINGS["no .gz"])
+    (tmp_path / "train-labels-idx1-ubyte").unlink()
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(data.DataError) as e:
+        data.load_mnist(data_dir=tmp_path)
+    message = str(e.value)
+    assert "expected train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz there" in message
+    assert "also accepted without .gz, or spelled train-images.idx3-ubyte" in message
+    assert "found ['notes.txt', 'train-images-idx3-ubyte']" in message
+
+
+def test_the_test_split_comes_from_the_same_places_and_its_error_names_test_dir(tmp_path, isolated, monkeypatch):
+    images, _ = write_split(isolated, "test", seed=3, name=SPELLINGS["dotted"])
+    x, _, source = data.load_mnist("test", download_missing=False)
+    assert np.array_equal(x, images) and source == f"mnist test from {isolated}"
+    for name in data.FILES["test"]:
+        (isolated / SPELLINGS["dotted"](name)).unlink()
+    write_split(isolated, "train")  # the training split alone is no test split
+    with pytest.raises(data.DataError) as e:
+        data.load_mnist("test", mirrors=["http://127.0.0.1:9/"], log=lambda *a: None)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith("mnist test: no t10k-images-idx3-ubyte.gz and "
+                                                      "t10k-labels-idx1-ubyte.gz")
+    assert str(isolated) in message and "no mirror served them" in message and "127.0.0.1:9" in message
+    assert message.endswith("Pass --test-dir DIR with them, or set MINIGAN_DATA_DIR.")
 
 
 class _Server:
@@ -173,3 +233,33 @@ def test_fashion_mnist_through_the_same_reader():
         pytest.skip(f"Fashion-MNIST is not installed at {folder} (apt-get install dataset-fashion-mnist)")
     x, y, source = data.load_mnist("test", dataset="fashion", download_missing=False)
     assert x.shape == (10000, 28, 28) and list(np.bincount(y)) == [1000] * 10
+
+
+def demo_main(script):
+    """A demo's main(argv), run in this process (its data loading is what is under test)."""
+    spec = importlib.util.spec_from_file_location(f"demo_{script}", DEMOS / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.parametrize("script, args", [
+    ("autoencoder", ["--epochs", "1", "--codes", "4", "--batch-size", "4", "--out"]),
+    ("train_classifier", ["--epochs", "1", "--batch-size", "4", "--out"]),
+])
+def test_demos_need_no_test_dir_and_say_where_each_split_came_from(tmp_path, isolated, monkeypatch, capsys,
+                                                                     script, args):
+    env = tmp_path / "env"
+    write_split(env, "train", n=8, name=SPELLINGS["no .gz"])
+    monkeypatch.setenv("MINIGAN_DATA_DIR", str(env))
+    monkeypatch.setitem(data.DATASETS["mnist"], "mirrors", ("http://127.0.0.1:9/",))  # offline
+    argv = args + [str(tmp_path / ("weights.npz" if script == "train_classifier" else "out"))]
+    main = demo_main(script)
+    assert main(argv) == 2  # no test split anywhere: one line naming --test-dir and the files
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"{script}.py: mnist test: no t10k-images-idx3-ubyte.gz and "
+                                              f"t10k-labels-idx1-ubyte.gz") and "Pass --test-dir DIR" in err
+    write_split(isolated, "test", n=8, seed=1)  # a test split in the cache, still no --test-dir
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"mnist train from {env}" in out and f"mnist test from {isolated}" in out

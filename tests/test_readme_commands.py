@@ -49,8 +49,9 @@ def test_readme_demo_command_as_typed(fresh_copy):
     assert command.endswith("python demos/mnist_gan.py"), command
     r = bash(". .venv/bin/activate && python demos/mnist_gan.py --dry-run", fresh_copy, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    out = fresh_copy / "runs" / "mnist_gan"
+    out = fresh_copy / "runs" / "dry_run"  # a dry run never writes into the real run's runs/mnist_gan
     assert (out / "samples_epoch001.png").is_file() and list((out / "checkpoints").glob("ckpt-*.npz"))
+    assert not (fresh_copy / "runs" / "mnist_gan").exists()
 
 
 def test_readme_debugger_line_as_typed(fresh_copy):

@@ -2,6 +2,7 @@
 checkpoint write, damaged files, full and read-only disks, two runs on one folder, a trickling
 mirror, and flags the run would choke on. Real processes and a real HTTP server on 127.0.0.1."""
 import errno
+import hashlib
 import http.server
 import json
 import os
@@ -101,13 +102,10 @@ def test_an_inf_in_the_models_state_stops_the_run_and_keeps_the_good_checkpoint(
     t = make(tmp_path)
     t.fit(ring(), epochs=1, batch_size=32)
     good = latest_checkpoint(tmp_path)
-    step = t.train_step
-
-    def running_var_blows_up(real, z):  # what a huge learning rate did: finite losses, Inf statistics
-        stats = step(real, z)
-        t.D.layers[3].buffers["running_var"] = np.full(16, np.inf, np.float32)
-        return stats
-    t.train_step = running_var_blows_up
+    class RunningVarBlowsUp:  # what a huge learning rate did: finite losses, Inf statistics
+        def after_step(self, trainer):
+            trainer.D.layers[3].buffers["running_var"] = np.full(16, np.inf, np.float32)
+    t.callbacks.append(RunningVarBlowsUp())
     with pytest.raises(TrainingDiverged, match=r"non-finite values in the model's state at step 16 \(D/3.running_var\)"
                                                 rf".*last good checkpoint is {good}"):
         t.fit(ring(), epochs=2, batch_size=32)
@@ -139,15 +137,23 @@ def test_a_damaged_newest_checkpoint_is_skipped_with_a_message(tmp_path):
     assert f"skipping a damaged checkpoint: {newest}" in r.stdout and f"resumed from {older}" in r.stdout
 
 
+GOOD_BODY = b"the good mirror's file " * 100
+
+
 class _Slow(http.server.BaseHTTPRequestHandler):
     """/trickle: one byte every 50 ms of a 100 kB body; /huge: a Content-Length of 1 GB;
-    /endless: more bytes than any expected size, no Content-Length."""
+    /endless: more bytes than any expected size, no Content-Length; /good: GOOD_BODY at once."""
 
     def log_message(self, *a):
         pass
 
     def do_GET(self):
         self.send_response(200)
+        if "/good/" in self.path:
+            self.send_header("Content-Length", str(len(GOOD_BODY)))
+            self.end_headers()
+            self.wfile.write(GOOD_BODY)
+            return
         if self.path.endswith("/huge/t10k-labels-idx1-ubyte.gz"):
             self.send_header("Content-Length", str(1 << 30))
             self.end_headers()
@@ -187,6 +193,28 @@ def test_downloads_have_a_deadline_and_a_size_cap(tmp_path, slow_server, path, s
         data.download("t10k-labels-idx1-ubyte.gz", tmp_path, [slow_server + path], "0" * 32, size=size,
                       timeout=5, deadline=1)
     assert time.monotonic() - start_time < 15 and not list(tmp_path.iterdir())
+
+
+def test_a_trickling_mirror_is_abandoned_for_the_next_one(tmp_path, slow_server):
+    """Under min_rate bytes/s averaged over a window: given up after one window (here 0.5 s,
+    30 s by default), saying so, with the default 600 s deadline left far away."""
+    name, good_md5 = "t10k-labels-idx1-ubyte.gz", hashlib.md5(GOOD_BODY).hexdigest()
+    said = []
+    start_time = time.monotonic()
+    path = data.download(name, tmp_path, [slow_server + "trickle/", slow_server + "good/"], good_md5,
+                         size=200_000, min_rate=1000, window=0.5, log=said.append)
+    assert time.monotonic() - start_time < 5 and path.read_bytes() == GOOD_BODY
+    assert said[0].startswith(f"gave up on {slow_server}trickle/{name}: too slow: averaged ")
+    assert said[-1] == f"downloaded {slow_server}good/{name}"
+    path.unlink()
+    with pytest.raises(data.DataError, match=r"could not download t10k-labels-idx1-ubyte.gz: .*trickle/.*: too slow: "
+                                             r"averaged [0-9]{1,3} bytes/s over 0.5\d* s \(the floor is 1,000 "
+                                             r"bytes/s over 0.5 s\); abandoned after [0-9]+ of at most 200,000"):
+        data.download(name, tmp_path, [slow_server + "trickle/"], good_md5, size=200_000, min_rate=1000,
+                      window=0.5, log=said.append)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=r"download: expected min_rate >= 0 bytes/s and window > 0 s, got 1000 and 0"):
+        data.download(name, tmp_path, [slow_server + "good/"], good_md5, min_rate=1000, window=0)
 
 
 def test_the_canonical_sizes_cap_real_downloads():
@@ -259,18 +287,18 @@ def test_a_checkpoint_of_another_architecture_is_one_line(tmp_path, good_checkpo
     r = demo("mnist_gan.py", "--dry-run", "--resume", good_checkpoint, "--nz", "64", "--out", tmp_path)
     one_line_error(r, "saved with nz=100, this run has nz=64")
     r = demo("mnist_gan.py", "--dry-run", "--resume", good_checkpoint, "--sn", "--out", tmp_path / "b")
-    one_line_error(r, "saved with cures=")
+    one_line_error(r, "saved with sn=False, this run has sn=True")
 
 
 @pytest.mark.parametrize("args, message", [
     (["--lr", "nan"], "expected --lr > 0 (finite), got nan"),
     (["--lr", "inf"], "expected --lr > 0 (finite), got inf"),
     (["--seed", "-1"], "--seed must be at least 0, got -1"),
-    (["--mmd-weight", "nan"], "--mmd-weight: expected a finite weight >= 0, got nan"),
-    (["--mmd-weight", "inf"], "--mmd-weight: expected a finite weight >= 0, got inf"),
+    (["--mmd-weight", "nan"], "--mmd-weight nan: expected a finite weight >= 0"),
+    (["--mmd-weight", "inf"], "--mmd-weight inf: expected a finite weight >= 0"),
     (["--sample", "missing.npz"], "--sample: no checkpoint file missing.npz"),
     (["--pack", "3"], "--pack 3: expected --batch-size to be a multiple of it, got 64"),
-    (["--ema", "1.5"], "--ema: expected a decay in [0, 1), got 1.5"),
+    (["--ema", "1.5"], "--ema 1.5: expected a decay in [0, 1)"),
 ])
 def test_bad_flag_values_are_refused_before_any_data_is_loaded(tmp_path, args, message):
     r = demo("mnist_gan.py", *args, "--data-dir", tmp_path / "no-such-folder", "--out", tmp_path / "o")
@@ -361,11 +389,11 @@ def test_resuming_with_another_learning_rate_is_taken_and_recorded(tmp_path):
     assert demo("mnist_gan.py", "--dry-run", "--out", out, "--lr", "2e-4").returncode == 0
     r = demo("mnist_gan.py", "--dry-run", "--out", out, "--resume", "--epochs", "2", "--lr", "1e-3", "--beta1", "0.6")
     assert r.returncode == 0, r.stderr
-    assert "lr_g changed from 0.0002 to 0.001 at step 3" in r.stdout and "beta1 changed from 0.5 to 0.6" in r.stdout
+    assert "lr changed from 0.0002 to 0.001 at step 3" in r.stdout and "beta1 changed from 0.5 to 0.6" in r.stdout
     _, meta = checkpoint.load_run(checkpoint.listed(out / "checkpoints")[-1])
     assert {(c["option"], c["old"], c["new"], c["step"]) for c in meta["changes"]} == {
-        ("lr_d", 2e-4, 1e-3, 3), ("lr_g", 2e-4, 1e-3, 3), ("beta1", 0.5, 0.6, 3)}
-    assert meta["config"]["lr_g"] == 1e-3
+        ("lr", 2e-4, 1e-3, 3), ("beta1", 0.5, 0.6, 3)}
+    assert meta["config"]["lr"] == 1e-3
     help_text = demo("mnist_gan.py", "--help").stdout
     assert "taken from the resume on and recorded in the" in help_text
 
@@ -388,4 +416,4 @@ def test_every_demo_answers_a_mistake_in_one_line(script, args, message):
 
 def test_a_feature_layer_that_does_not_exist_is_one_line(tmp_path):
     r = demo("mnist_gan.py", "--dry-run", "--feature-layer", "40", "--feature-matching", "1", "--out", tmp_path)
-    one_line_error(r, "expected feature_layer to be the index of one of D's layers 0..5", "got 40", "6 Dense")
+    one_line_error(r, "--feature-layer 40: expected the index of one of D's layers 0..5", "6 Dense")

@@ -26,15 +26,19 @@ def make(tmp_path=None, seed=0, **kw):
     return GANTrainer(G, D, nz=4, seed=seed, out_dir=tmp_path, log_every=4, log=lambda *a: None, **kw)
 
 
-def stop_at(trainer, step):
-    """Make `trainer` ask itself to stop (as Ctrl-C does) when it reaches `step` steps."""
-    train_step = trainer.train_step
+class StopAt:
+    """A callback that asks the run to stop (as Ctrl-C does) once it has taken `step` steps."""
 
-    def stopping(real, z):
-        if trainer.step == step:
-            trainer._request_stop(None, None)
-        return train_step(real, z)
-    trainer.train_step = stopping
+    def __init__(self, step):
+        self.step = step
+
+    def after_step(self, trainer):
+        if trainer.step == self.step:
+            trainer.request_stop("SIGINT")
+
+
+def stop_at(trainer, step):
+    trainer.callbacks.append(StopAt(step))
 
 
 def everything(trainer):
@@ -80,14 +84,7 @@ def test_interrupt_mid_epoch_saves_and_resumes_bit_identically(tmp_path):
     whole.fit(data, epochs=2, batch_size=32)
 
     part = make(tmp_path / "b")
-    step = part.train_step
-
-    def interrupted_after_11_steps(real, z):
-        if part.step == 10:
-            part._request_stop(None, None)  # what Ctrl-C (SIGINT) does
-        return step(real, z)
-
-    part.train_step = interrupted_after_11_steps
+    stop_at(part, 11)  # what Ctrl-C (SIGINT) does after the 11th step
     assert part.fit(data, epochs=2, batch_size=32) == "interrupted"
     ckpt = latest_checkpoint(tmp_path / "b")
     assert checkpoint.load(ckpt)[1]["step"] == 11 and checkpoint.load(ckpt)[1]["step_in_epoch"] == 3
@@ -97,7 +94,7 @@ def test_interrupt_mid_epoch_saves_and_resumes_bit_identically(tmp_path):
     with pytest.raises(ValueError, match="stopped mid-epoch with batch_size=32; resume it with that"):
         resumed.fit(data, epochs=2, batch_size=64)
     assert resumed.fit(data, epochs=2, batch_size=32) == "done"
-    part.train_step = step
+    part.callbacks.clear()
     assert part.fit(data, epochs=2, batch_size=32) == "done" and part.step == 16  # the old request is gone
     (a, _), (b, _) = everything(whole), everything(resumed)
     for k in a:

@@ -1,0 +1,40 @@
+"""EMA of the generator (Yazıcı et al. 2019): samples come from an average of G's weights."""
+from .. import optim
+from .base import Cure, Option
+
+
+class EMA(Cure):
+    """After each G step, θ_EMA ← β_t θ_EMA + (1 − β_t) θ_G with the ramped β_t of
+    minigan.optim.EMA (its docstring has the equation and why the ramp); sampling and the
+    metrics use the average. Saved under "G_ema/" (the name models.load_generator reads)."""
+    name = "ema"
+    options = (Option("ema", None, "sample from an exponential moving average of G's weights (Yazıcı et al. "
+                      "2019), decay ramped up from 0 and capped at DECAY (0.999 with no value)",
+                      check=lambda v: 0 <= v < 1, expect="a decay in [0, 1)", metavar="DECAY", nargs="?",
+                      type=float, const=0.999),)
+
+    @classmethod
+    def on(cls, values):
+        return values["ema"] is not None
+
+    def __init__(self, values):
+        self.decay = values["ema"]
+
+    @property
+    def prefix(self):
+        return "G_ema"
+
+    def attach(self, gan):
+        self.average = optim.EMA(gan.nets["G"], decay=self.decay)
+
+    def after_g(self, gan, real, fake):
+        self.average.update()
+
+    def sampler(self):
+        return self.average.model
+
+    def state_dict(self):
+        return self.average.state_dict()
+
+    def load_state_dict(self, state, xp):
+        self.average.load_state_dict(state)
