@@ -59,3 +59,24 @@ def test_bad_arguments(kwargs, match):
 def test_too_few_samples():
     with pytest.raises(ValueError, match="mmd_test: needs at least 2 samples in X and Y, got 1 and 5"):
         mmd_test(np.zeros((1, 2)), np.ones((5, 2)), [1.0])
+
+
+def test_evaluate_reports_the_test_on_the_classifiers_features(mnist_dir, tmp_path):
+    """demos/evaluate.py's two-sample test: real test digits against other real test digits pass;
+    noise does not. Samples come from a checkpoint or, as here, a .npy file."""
+    import importlib.util
+    from pathlib import Path
+
+    from minigan import data, metrics
+    spec = importlib.util.spec_from_file_location("evaluate_demo", Path(__file__).parents[1] / "demos" / "evaluate.py")
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    test = data.to_float(data.load_mnist("test", data_dir=mnist_dir)[0])
+    noise = np.tanh(np.random.default_rng(0).standard_normal((300, 1, 28, 28))).astype(np.float32)
+    np.save(tmp_path / "noise.npy", noise)
+    assert np.array_equal(evaluate.generate(tmp_path / "noise.npy", 200), noise[:200])
+    model = metrics.load_classifier()[0]
+    f_test = metrics.features_and_probs(model, test[600:1200])[0]
+    real = evaluate.feature_test(test[:300], f_test, model, permutations=50)
+    fake = evaluate.feature_test(noise, f_test, model, permutations=50)
+    assert real.p_value > 0.05 and fake.p_value == 1 / 51 and fake.mmd2 > 10 * abs(real.mmd2)
