@@ -326,3 +326,67 @@ def test_float32_gradient_on_a_collapsed_batch(backend):
     _, g64 = mmd2(X, Y, sigmas, backend=backend)
     _, g32 = mmd2(X.astype(np.float32), Y.astype(np.float32), sigmas, backend=backend)
     assert rel_error(g32, g64) <= 5e-4
+
+
+@settings(max_examples=20)
+@given(n=st.integers(1, 9), m=st.integers(1, 9), d=st.integers(1, 12), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=seeds)
+def test_numba_centring_matches_the_reference(n, m, d, dtype, seed):
+    """Z = [X − c; Y − c] with c the mean of all rows, and Z's squared row norms."""
+    from minigan.kernels.gaussian_numba import centre_numba
+    rng = np.random.default_rng(seed)
+    X, Y = (rng.standard_normal((n, d)) * 3 + 40).astype(dtype), (rng.standard_normal((m, d)) + 40).astype(dtype)
+    Z0, Z1 = np.empty((n + m, d), dtype), np.empty((n + m, d), dtype)
+    c0, zz0 = gaussian.centre(X, Y, Z0)
+    c1, zz1 = centre_numba(X, Y, Z1)
+    c = np.concatenate([X, Y]).astype(np.float64).mean(0)
+    tol = 4 * np.finfo(dtype).eps * 40
+    np.testing.assert_allclose(c1, c, atol=tol)
+    np.testing.assert_allclose(Z1, np.concatenate([X, Y]) - c1, atol=tol)
+    np.testing.assert_allclose(zz1, (Z1.astype(np.float64) ** 2).sum(1), rtol=4 * np.finfo(dtype).eps * d)
+    np.testing.assert_allclose(Z1, Z0, atol=2 * tol)
+
+
+def test_a_matrix_that_cannot_fit_is_refused_with_its_size(monkeypatch):
+    monkeypatch.setattr(gaussian, "_available_bytes", lambda xp: 10 ** 9)
+    X = np.zeros((20000, 3), np.float32)
+    with pytest.raises(ValueError, match=r"gaussian_kernel_matrix: the 20,000 × 20,000 float32 matrix would take "
+                                         r"1.6 GB and 1.0 GB are free; gaussian_kernel_sum and mmd2 work in tiles"):
+        gaussian_kernel_matrix(X, X, [1.0])
+    monkeypatch.undo()
+    assert gaussian._available_bytes(np) > 0  # read from /proc/meminfo here
+
+
+@pytest.mark.parametrize("where", ["X", "Y"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e30])
+def test_nan_inf_and_overflow_are_found_from_the_norms(where, bad):
+    """One check on the sum of the centred norms: any NaN or Inf reaches it (through the mean);
+    in float32 so does a value whose square overflows."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((6, 4)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)
+    (X if where == "X" else Y)[2, 1] = bad
+    for call in (lambda: mmd2(X, Y, [1.0]), lambda: gaussian_kernel_sum(X, Y, [1.0]),
+                 lambda: gaussian_kernel_matrix(X, Y, [1.0])):
+        with pytest.raises(ValueError, match=r"X and Y must be finite; found NaN or Inf \(or values whose squares "
+                                             r"overflow float32\)"):
+            call()
+
+
+@pytest.mark.parametrize("weights, match", [
+    (np.ones(4), r"gaussian_kernel_sum: expected weights of shape \(3,\) or \(3, p\), got \(4,\)"),
+    (np.ones((3, 2, 1)), r"expected weights of shape \(3,\) or \(3, p\), got \(3, 2, 1\)"),
+    ([1.0, 2.0, 3.0], r"got list"),
+])
+def test_bad_weights(weights, match):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=match):
+        gaussian_kernel_sum(rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), [1.0], weights)
+
+
+def test_parallel_tiles_give_the_same_bits_every_time():
+    """Tasks are combined in their order, whichever thread ran them: the answer is reproducible."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((300, 5)).astype(np.float32), rng.standard_normal((280, 5)).astype(np.float32)
+    with tiny_tiles(64):
+        runs = [mmd2(X, Y, [1.0, 2.0]) for _ in range(3)]
+    assert all(r[0] == runs[0][0] and np.array_equal(r[1], runs[0][1]) for r in runs)
