@@ -9,7 +9,8 @@ batch: at GAN batch sizes, gaussian_kernel_matrix and mmd2 (value and gradient) 
 the GEMM trick written plainly in NumPy (‖x‖² + ‖y‖² − 2XYᵀ, one exp per bandwidth, no centring,
 no NaN check; for MMD² the three blocks and the gradient's two matmuls). The calls are
 interleaved and each one's best time kept (a shared machine: the fastest run is the least
-disturbed); ratio = minigan / plain, so below 1.0 is faster.
+disturbed); ratio = minigan / plain, so below 1.0 is faster; "paired" is the median of the
+ratios of calls made back to back, which a load that comes and goes disturbs less.
 
 large: gaussian_kernel_sum (K's row sums) and mmd2 with its gradient, each row in a fresh
 subprocess that reports its time and its peak memory beyond inputs and outputs (VmHWM after
@@ -76,43 +77,52 @@ def plain_mmd2(X, Y, sigmas):
 
 
 def interleaved(fns, repeat, warmup=3):
-    """{name: best seconds}, calling the functions in turn so that a disturbance hits all alike."""
+    """{name: best seconds} and {name: all seconds}, calling the functions in turn so that a
+    disturbance of the shared machine hits all alike."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    best = {k: float("inf") for k in fns}
+    times = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
             t = time.perf_counter()
             fn()
-            best[k] = min(best[k], time.perf_counter() - t)
-    return best
+            times[k].append(time.perf_counter() - t)
+    return {k: min(v) for k, v in times.items()}, times
+
+
+def paired_ratio(times, a, b):
+    """The median over repetitions of a's time / b's time in the same repetition: robust to a
+    load that comes and goes (each pair ran back to back)."""
+    return float(np.median(np.array(times[a]) / np.array(times[b])))
 
 
 def batch(args):
     gpu = backend.cupy_available()[0]
     print(f"CuPy with a GPU: {'yes' if gpu else 'no'}; S = {len(FACTORS)} bandwidths; times in µs, best of "
           f"{args.repeat} interleaved calls")
-    print("| dtype | n = m | d | matrix | plain | ratio | mmd2 + grad | plain | ratio |" + (" matrix (cupy) | mmd2 (cupy) |" if gpu else ""))
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if gpu else ""))
+    print("| dtype | n = m | d | matrix | plain | ratio | paired | mmd2 + grad | plain | ratio | paired |"
+          + (" matrix (cupy) | mmd2 (cupy) |" if gpu else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if gpu else ""))
     for dtype in map(np.dtype, args.dtypes):
         for d in args.dims:
             for n in args.sizes:
                 X, Y = data(n, d, dtype)
                 s = sigmas_for(d)
-                t = interleaved(dict(matrix=lambda: gaussian_kernel_matrix(X, Y, s),
-                                     plain=lambda: plain_matrix(X, Y, s),
-                                     mmd=lambda: mmd2(X, Y, s),
-                                     plain_mmd=lambda: plain_mmd2(X, Y, s)), args.repeat)
+                t, all_t = interleaved(dict(matrix=lambda: gaussian_kernel_matrix(X, Y, s),
+                                            plain=lambda: plain_matrix(X, Y, s),
+                                            mmd=lambda: mmd2(X, Y, s),
+                                            plain_mmd=lambda: plain_mmd2(X, Y, s)), args.repeat)
                 row = (f"| {dtype.name} | {n} | {d} | {t['matrix'] * 1e6:.0f} | {t['plain'] * 1e6:.0f} | "
-                       f"{t['matrix'] / t['plain']:.2f} | {t['mmd'] * 1e6:.0f} | {t['plain_mmd'] * 1e6:.0f} | "
-                       f"{t['mmd'] / t['plain_mmd']:.2f} |")
+                       f"{t['matrix'] / t['plain']:.2f} | {paired_ratio(all_t, 'matrix', 'plain'):.2f} | "
+                       f"{t['mmd'] * 1e6:.0f} | {t['plain_mmd'] * 1e6:.0f} | {t['mmd'] / t['plain_mmd']:.2f} | "
+                       f"{paired_ratio(all_t, 'mmd', 'plain_mmd'):.2f} |")
                 if gpu:
                     cp = backend.get("cupy")
                     Xg, Yg = cp.asarray(X), cp.asarray(Y)
                     sync = cp.cuda.Device().synchronize
-                    g = interleaved(dict(matrix=lambda: (gaussian_kernel_matrix(Xg, Yg, s), sync()),
-                                         mmd=lambda: (mmd2(Xg, Yg, s, check_finite=False), sync())), args.repeat)
+                    g, _ = interleaved(dict(matrix=lambda: (gaussian_kernel_matrix(Xg, Yg, s), sync()),
+                                            mmd=lambda: (mmd2(Xg, Yg, s, check_finite=False), sync())), args.repeat)
                     row += f" {g['matrix'] * 1e6:.0f} | {g['mmd'] * 1e6:.0f} |"
                 print(row, flush=True)
 
