@@ -11,9 +11,11 @@ C columns:
 then, for a kernel sum, out_I += K_IJ w_J; for MMD², dX_I += Σ_J (diag(V_IJ 1) X̃_I − V_IJ Z̃_J),
 with V the weighted kernel that mmd2's gradient needs (gaussian.mmd2 has the formulas).
 
-Memory: a worker holds two blocks of rows, a Gram tile and a gradient block (TILE_BYTES in
-all), and the row norms take O(n + m): beyond the inputs and outputs nothing grows with n·m.
-Below SMALL_BYTES the centred copies of X and Y are made once; above, each tile centres its rows.
+Memory: a worker holds a block of rows, a column tile, a gradient block and its update, and a
+Gram tile (TILE_BYTES in all, allocated once per call: a fresh allocation's page faults cost as
+much as a tile's arithmetic here), and the row norms take O(n + m): beyond the inputs and
+outputs nothing grows with n·m. Below SMALL_BYTES the centred copies of X and Y are made once;
+above, each tile centres its rows.
 
 Threads: a block of rows is a task. On the CPU, one worker thread per core takes tasks, each
 doing its matmuls with one BLAS thread (threadpoolctl sets it for the duration of the call)
@@ -97,12 +99,13 @@ class Tiles:
     def __init__(self, X, Y, sigmas, fns, *, check_finite=True, name="gaussian kernel"):
         xp = self.xp = _backend.xp_of(X, Y)
         self.X, self.Y, self.sigmas, self.dtype = X, Y, sigmas, X.dtype
+        self._scratch = {}
         self.fused, centre = fns
         n, m, d = len(X), len(Y), X.shape[1]
         item = X.dtype.itemsize
         self.C, self.parallel = tile_cols(d, item), False
         if (n + m) * d * item <= SMALL_BYTES:  # centre once: Z = [X̃; Ỹ]
-            Z = _buffer(xp, "Z", (n + m, d), X.dtype)
+            Z = self.buffer("Z", (n + m, d))
             self.c, zz = centre(X, Y, Z)
             self.Xc, self.Yc = Z[:n], Z[n:]
         else:
@@ -123,13 +126,23 @@ class Tiles:
         if kept is not None:
             return kept[lo:hi]
         A = self.X if which == "X" else self.Y
-        out = _buffer(self.xp, slot, (hi - lo, A.shape[1]), self.dtype)
-        return self.xp.subtract(A[lo:hi], self.c, out=out)
+        return self.xp.subtract(A[lo:hi], self.c, out=self.buffer(slot, (hi - lo, A.shape[1])))
+
+    def buffer(self, name, shape):
+        """An uninitialised array of X's dtype: small ones kept between calls (per thread), larger
+        ones kept for this call (per worker thread), so that no tile allocates afresh."""
+        if self.xp is np and math.prod(shape) * self.dtype.itemsize <= KEEP_BYTES:
+            return _buffer(np, name, shape, self.dtype)
+        key, size = (threading.get_ident(), name), math.prod(shape)
+        kept = self._scratch.get(key)
+        if kept is None or kept.size < size:
+            kept = self._scratch[key] = self.xp.empty(size, self.dtype)
+        return kept[:size].reshape(shape)
 
     def gram(self, rows_I, which, lo, hi):
         """G = X̃_I Z̃_Jᵀ for the column tile lo:hi of X or Y, in this worker's buffer."""
         cols = self.rows(which, lo, hi, "cols")
-        G = _buffer(self.xp, "gram", (len(rows_I), hi - lo), self.dtype)
+        G = self.buffer("gram", (len(rows_I), hi - lo))
         self.xp.matmul(rows_I, cols.T, out=G)
         return G, cols
 
@@ -204,9 +217,9 @@ def mmd2_exact(T, unbiased):
                 sums[which] = sums[which] + ksum.sum()
                 vsum = vsum + wsum
                 if acc is None:
-                    acc = xp.matmul(G, cols, out=_buffer(xp, "acc", A.shape, T.dtype))
+                    acc = xp.matmul(G, cols, out=T.buffer("acc", A.shape))
                 else:
-                    acc += xp.matmul(G, cols, out=_buffer(xp, "tmp", A.shape, T.dtype))
+                    acc += xp.matmul(G, cols, out=T.buffer("tmp", A.shape))
         xp.multiply(A, vsum.astype(T.dtype)[:, None], out=dX[lo:hi])
         dX[lo:hi] -= acc
         return sums["X"], sums["Y"]
