@@ -82,7 +82,7 @@ def load(args):
     if args.quick:
         rng = np.random.default_rng(0)
         if args.data != "mnist":
-            return metrics.sample_mixture(args.data, 2000, 0), None
+            return metrics.sample_mixture(args.data, 1000, 0), None
         images = np.tanh(rng.standard_normal((256, 1, 28, 28))).astype(np.float32)
     elif args.data != "mnist":
         return metrics.sample_mixture(args.data, 100000, args.seed), None  # the GANs' protocol

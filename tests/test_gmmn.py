@@ -43,7 +43,7 @@ def test_quick_runs_write_checkpoints_and_samples(gmmn, tmp_path, argv, capsys):
 
 
 def test_ctrl_c_saves_and_resume_ends_where_an_uninterrupted_run_ends(gmmn, tmp_path, monkeypatch, capsys):
-    argv = ["--quick", "--data", "grid", "--batch-size", "500"]  # 4 steps an epoch, 8 in all
+    argv = ["--quick", "--data", "grid", "--batch-size", "250"]  # 4 steps an epoch, 8 in all
     assert gmmn.main([*argv, "--out", str(tmp_path / "whole")]) == 0
     calls = []
     real = gmmn.mmd2
@@ -73,7 +73,7 @@ def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(gmmn, tmp_path, 
         value, grad = real(*a, **kw)
         return (np.array(np.nan) if len(calls) == 6 else value), grad
     monkeypatch.setattr(gmmn, "mmd2", nan_at_step_6)
-    assert gmmn.main(["--quick", "--data", "grid", "--batch-size", "500", "--out", str(tmp_path)]) == 1
+    assert gmmn.main(["--quick", "--data", "grid", "--batch-size", "250", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     kept = checkpoint.listed(tmp_path / "checkpoints")[-1]
     assert "non-finite MMD² at step 6 (epoch 2)" in err and f"the last good checkpoint is {kept}" in err
