@@ -242,8 +242,10 @@ def test_the_paths_agree_with_a_float64_reference_at_2000(dtype, tol, monkeypatc
     for name, path in list(paths.items()) + [("numba, tiles on threads", None)]:
         ctx = tiny_tiles(256, parallel=True) if path is None else contextlib.nullcontext()
         path = path or paths["numba"]
+        both = name.startswith("numba")  # the slower paths check one estimator, the kernel sum and dX
         with ctx:
-            got = {u: path(lambda A, B, **kw: mmd2(A, B, sigmas, unbiased=u, **kw)) for u in (False, True)}
+            got = {u: path(lambda A, B, **kw: mmd2(A, B, sigmas, unbiased=u, **kw)) for u in ((False, True) if both
+                                                                                              else (True,))}
             ksum = path(lambda A, B, **kw: gaussian_kernel_sum(A, B, sigmas, **kw))
         for u, (value, dX) in got.items():
             value, dX = float(value), mb.to_host(dX)
