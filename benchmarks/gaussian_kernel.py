@@ -1,7 +1,7 @@
 """The Gaussian kernel, its sums and MMD² with its gradient: minigan against plain NumPy, a lower
 bound and pykeops, all measured in one run.
 
-    python benchmarks/gaussian_kernel.py batch  [--sizes 64 128 256 512] [--dims 64 784] [--dtypes float32 float64]
+    python benchmarks/gaussian_kernel.py [batch] [--sizes 64 128 256 512] [--dims 64 784] [--dtypes float32 float64]
     python benchmarks/gaussian_kernel.py large  [--sizes 1024 10000 100000] [--dims 64 784] [--what sum mmd2]
     python benchmarks/gaussian_kernel.py estimators [--sizes 1000 4000 16000] [--plot docs/images/kernel_estimators.png]
 
@@ -297,7 +297,7 @@ def main():
         print(json.dumps(fn(*rest)))
         return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["batch", "large", "estimators"])
+    p.add_argument("part", nargs="?", choices=["batch", "large", "estimators"], default="batch")
     p.add_argument("--sizes", type=int, nargs="+")
     p.add_argument("--dims", type=int, nargs="+", default=[64, 784])
     p.add_argument("--dtypes", nargs="+", default=["float32"])
