@@ -14,7 +14,7 @@ setup(
     packages=["minigan", "minigan.layers", "minigan.cures", "minigan.kernels"],
     package_dir={"minigan.kernels": "kernels"},
     package_data={"minigan": ["weights/*.npz"]},
-    install_requires=["numpy>=1.24", "numba>=0.59", "matplotlib>=3.7"],
+    install_requires=["numpy>=1.24", "numba>=0.59", "matplotlib>=3.7", "threadpoolctl>=3"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80"],
         "cuda12": ["cupy-cuda12x>=13"],

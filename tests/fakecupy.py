@@ -208,15 +208,15 @@ class ElementwiseKernel:
         return _KERNELS[self.name](*[_unwrap(a, strict=False) for a in args])
 
 
-def _gaussian_fused(xx, yy, g, neg_inv_2s2, inv_s2, n_sigmas, K, Kw):
-    d = _np.maximum(xx + yy - 2 * g, 0)
-    K[...] = 0
-    Kw[...] = 0
-    for s in range(int(n_sigmas)):
-        e = _np.exp(d * neg_inv_2s2[s])
-        K += e
-        Kw += e * inv_s2[s]
-    return ndarray(K), ndarray(Kw)
+def _gaussian_tile(xx, yy, neg_inv_2s2, scale, n_sigmas, m, has_diag, off, upper, write, G, K):
+    rows, cols = _np.arange(G.shape[0])[:, None], _np.arange(G.shape[1])[None, :]
+    d = _np.where(has_diag & (cols == rows + off), 0, _np.maximum(xx + yy - 2 * G, 0))
+    e = [_np.exp(d * neg_inv_2s2[s]) for s in range(int(n_sigmas))]
+    keep = (cols > rows + off) | (not upper)
+    K[...] = _np.where(keep, sum(e), 0)
+    if write:
+        G[...] = _np.where(keep, sum(e_s * scale[s] for s, e_s in enumerate(e)), 0)
+    return ndarray(G), ndarray(K)
 
 
 def _im2col(x, C, H, W, N, Ho, Wo, k, s, p, col):
@@ -235,7 +235,7 @@ def _probe(x, y=None):
     return ndarray(x + x)
 
 
-_KERNELS = {"minigan_gaussian_fused": _gaussian_fused, "minigan_im2col": _im2col, "minigan_col2im": _col2im,
+_KERNELS = {"minigan_gaussian_tile": _gaussian_tile, "minigan_im2col": _im2col, "minigan_col2im": _col2im,
             "minigan_probe": _probe}
 
 
