@@ -2,8 +2,8 @@
 classifier FID, classifier IS, KID, the class histogram and a kernel two-sample test, each
 beside its real-versus-real value (the training split against the test split: the floor).
 
-    python demos/evaluate.py runs/mnist_gan/checkpoints/ckpt-e015-s0001170.npz --test-dir ../shared/data/mnist
-    python demos/evaluate.py runs/gmmn/mnist-pixels/samples.npy --test-dir ../shared/data/mnist
+    python demos/evaluate.py runs/mnist_gan/checkpoints/ckpt-e015-s0001170.npz
+    python demos/evaluate.py runs/gmmn/mnist-pixels/samples.npy
 
 The two-sample test (minigan.kernels.mmd_test) asks whether the samples and the test split could
 come from one distribution, on the classifier's 64 features: the unbiased MMD² with Gaussian

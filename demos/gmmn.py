@@ -3,8 +3,8 @@ batches of 1,000 and more: on MNIST's pixels, on the code of an undercomplete au
 (GMMN+AE: the autoencoder from demos/autoencoder.py, then a generator of its codes, decoded),
 and on the 2-D mixtures.
 
-    python demos/gmmn.py --data mnist --test-dir ../shared/data/mnist                 # pixels
-    python demos/gmmn.py --data mnist --space code --test-dir ../shared/data/mnist    # GMMN+AE
+    python demos/gmmn.py --data mnist                 # pixels
+    python demos/gmmn.py --data mnist --space code    # GMMN+AE
     python demos/gmmn.py --data ring          # or grid
     python demos/gmmn.py --sample runs/gmmn/mnist-pixels/checkpoints/ckpt-e030-s0000150.npz --npy
     python demos/gmmn.py --quick --out /tmp/gmmn                                         # tests
