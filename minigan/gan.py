@@ -39,6 +39,10 @@ STATS = ("loss_d", "loss_g", "d_x", "d_g_z", "mmd", "r_t")
 TAPS = ("d_real", "d_fake", "d_fake_features", "g_fake", "g_fake_features", "g_fake_pixels")
 
 
+class OptionsDiffer(checkpoint.CheckpointError):
+    """A checkpoint of other networks or other cures than this run's."""
+
+
 class Taps:
     """The terms of one run by tap; at() sums their values and their gradients."""
 
@@ -245,6 +249,38 @@ class GAN:
     def load_rng_states(self, states):
         for name, net in self.nets.items():
             net.load_rng_states(states.get(name, {}))
+
+    def check_resume(self, saved, networks, path):
+        """OptionsDiffer unless the checkpoint at `path` (its config `saved`, its networks' layers)
+        comes from a run with the same networks and the same cures with the same options (learning
+        rates and beta1 may change); how the options were spelled (given or left at their
+        defaults) does not matter."""
+        def differ(what, old, new):
+            raise OptionsDiffer(f"{path}: saved with {what}={old!r}, this run has {what}={new!r}; resume with the "
+                                f"same options")
+        now = self.config
+        for key in ("nz", "seed"):  # the seed draws the fixed grid's z and the penalties' points
+            if saved.get(key) != now[key]:
+                differ(key, saved.get(key), now[key])
+        old_values = cure_registry.resolve({k: v for k, v in saved.items() if k in cure_registry.options()})
+        for cls in cure_registry.CURES:
+            was, is_ = cls.on(old_values), cls.on(now)
+            for o in cls.options:
+                if o.key not in cls.changeable and (was or is_) and old_values[o.key] != now[o.key]:
+                    differ(o.key, old_values[o.key], now[o.key])
+        default = len(self.D.layers) - 2  # feature_layer=None means D's last hidden layer
+        layer = {k: default if v is None else v for k, v in (("saved", saved.get("feature_layer")),
+                                                             ("now", now["feature_layer"]))}
+        if any(c.needs_features for c in self.cures) and layer["saved"] != layer["now"]:
+            differ("feature_layer", layer["saved"], layer["now"])
+        for name, layers in (networks or {}).items():
+            mine = self.structure().get(name)
+            if mine != layers:
+                at = next((i for i, (a, b) in enumerate(zip(layers, mine or [])) if a != b),
+                          min(len(layers), len(mine or [])))
+                raise OptionsDiffer(f"{path}: its network {name} differs from this run's at layer {at}: saved "
+                                    f"{layers[at] if at < len(layers) else 'nothing'}, this run has "
+                                    f"{mine[at] if mine and at < len(mine) else 'nothing'}")
 
     def structure(self):
         """What the networks are, layer by layer: compared on resume (not how options were spelled)."""

@@ -28,7 +28,7 @@ from . import backend as backend_mod
 from . import checkpoint, viz
 from . import cures as cure_registry
 from .cures import BadOption
-from .gan import GAN, STATS
+from .gan import GAN, STATS, OptionsDiffer  # noqa: F401  (OptionsDiffer: the demos catch it)
 
 FORMAT = 2  # of the checkpoints this version writes; format 1 (minigan 0.1) is read too
 
@@ -176,8 +176,8 @@ class Trainer:
             return
         own = (self.last_checkpoint is not None
                and self.last_checkpoint.resolve().parent == (self.out_dir / "checkpoints").resolve())
-        newer = [p for p in checkpoint.listed(self.out_dir / "checkpoints") if own and
-                 checkpoint.NAME.match(p.name) and int(checkpoint.NAME.match(p.name).group(2)) > self.step]
+        newer = [p for p in checkpoint.listed(self.out_dir / "checkpoints") if own and _readable(p) and
+                 int(checkpoint.NAME.match(p.name).group(2)) > self.step]
         if newer:  # continuing would interleave two futures of one run in one folder
             raise checkpoint.FolderInUse(f"{self.last_checkpoint} is not the newest checkpoint of {self.out_dir} "
                                          f"({newer[-1].name} is); resume from that, or continue from this one "
@@ -289,7 +289,7 @@ class Trainer:
         the log and the next checkpoint). Nothing is written here."""
         arrays, meta = checkpoint.load_run(path)
         saved = _upgrade(meta, arrays)
-        compare(saved, meta.get("networks"), self.model, path)
+        self.model.check_resume(saved, meta.get("networks"), path)
         try:
             self.model.load_state_dict(arrays)
             self.model.load_rng_states(meta.get("layer_rng", {}))
@@ -309,41 +309,6 @@ class Trainer:
                         for r in arrays["history"]]
         self.last_checkpoint = Path(path)
         self.prepared = True  # the cures' data-derived values came with their state
-
-
-class OptionsDiffer(checkpoint.CheckpointError):
-    """A checkpoint of other networks or other cures than this run's."""
-
-
-def compare(saved, networks, model, path):
-    """OptionsDiffer unless the checkpoint's run had the same networks and the same cures with the
-    same options (learning rates and beta1 may change); how the options were spelled (given or
-    left at their defaults) does not matter."""
-    def differ(what, old, new):
-        raise OptionsDiffer(f"{path}: saved with {what}={old!r}, this run has {what}={new!r}; resume with the "
-                            f"same options")
-    now = model.config
-    for key in ("nz", "seed"):  # the seed draws the fixed grid's z and the penalties' points
-        if saved.get(key) != now[key]:
-            differ(key, saved.get(key), now[key])
-    old_values = cure_registry.resolve({k: v for k, v in saved.items() if k in cure_registry.options()})
-    for cls in cure_registry.CURES:
-        was, is_ = cls.on(old_values), cls.on(now)
-        for o in cls.options:
-            if o.key not in cls.changeable and (was or is_) and old_values[o.key] != now[o.key]:
-                differ(o.key, old_values[o.key], now[o.key])
-    default = len(model.D.layers) - 2  # feature_layer=None means D's last hidden layer
-    layer = {k: default if v is None else v for k, v in (("saved", saved.get("feature_layer")),
-                                                         ("now", now["feature_layer"]))}
-    if any(c.needs_features for c in model.cures) and layer["saved"] != layer["now"]:
-        differ("feature_layer", layer["saved"], layer["now"])
-    for name, layers in (networks or {}).items():
-        mine = model.structure().get(name)
-        if mine != layers:
-            at = next((i for i, (a, b) in enumerate(zip(layers, mine or [])) if a != b), min(len(layers), len(mine or [])))
-            raise OptionsDiffer(f"{path}: its network {name} differs from this run's at layer {at}: saved "
-                                f"{layers[at] if at < len(layers) else 'nothing'}, this run has "
-                                f"{mine[at] if mine and at < len(mine) else 'nothing'}")
 
 
 def _upgrade(meta, arrays):
@@ -368,6 +333,14 @@ def _upgrade(meta, arrays):
         config["mmd_sigmas"] = None
         meta.setdefault("batch_size", config.pop("batch_size", None))
     return config
+
+
+def _readable(path):
+    try:
+        checkpoint.load_run(path)
+        return True
+    except checkpoint.CheckpointError:
+        return False
 
 
 def latest_checkpoint(out_dir):
