@@ -148,3 +148,33 @@ def test_a_madgan_checkpoint_can_be_sampled(tmp_path):
     r = run_demo("mnist_gan.py", "--sample", latest_checkpoint(tmp_path / "run"), "--out", tmp_path / "s",
                  "--n-samples", 4)
     assert r.returncode == 0 and (tmp_path / "s" / "sample.png").is_file(), r.stderr
+
+
+def test_a_checkpoint_of_the_previous_version_resumes_and_a_newer_one_is_refused_naming_its_format(tmp_path):
+    """Format 1 (minigan 0.1) kept the effective rates lr_d and lr_g, D's structure as a `cures` dict,
+    the pixel-MMD bandwidths and a stopped epoch's batch in its config. Rewritten from a new
+    checkpoint, it resumes to the same state; a format from the future is one line."""
+    import json
+    import pytest
+    t = mlp_trainer(tmp_path / "new", mmd_weight=1.0)
+    t.fit(POINTS, steps=6, batch_size=16)  # stops mid-epoch: 6 of 4 + 4
+    arrays, meta = checkpoint.load_run(latest_checkpoint(tmp_path / "new"))
+    config = {k: v for k, v in meta["config"].items() if k not in ("lr", "mmd_sigmas") and k not in
+              ("sn", "diffaug", "mbstd", "mbdisc", "pack")}
+    old_meta = {k: v for k, v in meta.items() if k not in ("format", "batch_size", "networks")}
+    old_meta["config"] = dict(config, lr_d=meta["config"]["lr"], lr_g=meta["config"]["lr"], batch_size=16,
+                              mmd_sigmas=[float(s) for s in arrays.pop("mmd/sigmas")],
+                              cures=dict(sn=False, diffaug=None, mbstd=0, mbdisc=0, pack=1))
+    old = tmp_path / "old" / "checkpoints" / latest_checkpoint(tmp_path / "new").name
+    checkpoint.save(old, arrays, old_meta)
+    resumed = mlp_trainer(tmp_path / "old", mmd_weight=1.0)
+    resumed.restore(old)
+    assert resumed.batch_size == 16 and resumed.step == 6
+    resumed.fit(POINTS, steps=8, batch_size=16)
+    t.fit(POINTS, steps=8, batch_size=16)
+    a, b = t.model.state_dict(), resumed.model.state_dict()
+    assert all(np.array_equal(np.asarray(a[k]), np.asarray(b[k])) for k in a)
+    checkpoint.save(tmp_path / "future.npz", arrays, dict(meta, format=3))
+    with pytest.raises(checkpoint.CheckpointError, match="written by a newer minigan \\(checkpoint format 3\\)"):
+        mlp_trainer(mmd_weight=1.0).restore(tmp_path / "future.npz")
+    assert json.dumps(old_meta)  # plain JSON, as the old version wrote it
