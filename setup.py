@@ -16,7 +16,7 @@ setup(
     package_data={"minigan": ["weights/*.npz"]},
     install_requires=["numpy>=1.24", "numba>=0.59", "matplotlib>=3.7", "threadpoolctl>=3"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.80"],
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13"],
     },

@@ -1,11 +1,22 @@
 import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One process per core runs the tests (pytest.ini's -n auto): a BLAS spinning two threads in
+    # each would fight the other worker for the cores, and OpenBLAS's waiting threads then make a
+    # small matmul tens of times slower. The demos these tests start inherit the setting.
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
 
-from minigan import backend
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+from minigan import backend  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)  # a BLAS that was loaded before the variables above were read
 
 # Gradient checks take a few hundred milliseconds an example: no per-example deadline.
 settings.register_profile("default", deadline=None, max_examples=50,

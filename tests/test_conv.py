@@ -1,7 +1,7 @@
 """Conv2D and ConvTranspose2D against plain loops, shape formulas, and their adjointness."""
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from reference import conv2d_loops, conv_transpose2d_loops
 
@@ -14,6 +14,7 @@ dims = dict(n=st.integers(1, 3), cin=st.integers(1, 4), cout=st.integers(1, 4), 
             seed=st.integers(0, 2 ** 31 - 1))
 
 
+@settings(max_examples=30)  # each example loops in Python (or compiles a new row length)
 @given(**dims)
 def test_conv2d_matches_loops(n, cin, cout, h, w, k, s, p, seed):
     assume(min(h, w) + 2 * p >= k)
@@ -26,6 +27,7 @@ def test_conv2d_matches_loops(n, cin, cout, h, w, k, s, p, seed):
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
 
 
+@settings(max_examples=30)  # each example loops in Python (or compiles a new row length)
 @given(op=st.data(), **dims)
 def test_conv_transpose2d_matches_loops(n, cin, cout, h, w, k, s, p, seed, op):
     op = op.draw(st.integers(0, s - 1))
@@ -40,6 +42,7 @@ def test_conv_transpose2d_matches_loops(n, cin, cout, h, w, k, s, p, seed, op):
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
 
 
+@settings(max_examples=30)  # each example loops in Python (or compiles a new row length)
 @given(op=st.data(), **dims)
 def test_adjoint_identity(n, cin, cout, h, w, k, s, p, seed, op):
     """<conv(x), y> = <x, convT(y)> when both use the same W (no bias)."""
@@ -84,6 +87,7 @@ def check_compiled_equals_slices(x, k, s, p, rng):
     np.testing.assert_array_equal(back, col2im_sliced(r, x.shape, s, p))
 
 
+@settings(max_examples=30)  # each example loops in Python (or compiles a new row length)
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 9), st.integers(1, 9), st.integers(1, 5),
        st.integers(1, 3), st.integers(0, 2), st.sampled_from([np.float32, np.float64]), st.booleans(),
        st.integers(0, 2 ** 31 - 1))
