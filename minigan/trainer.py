@@ -28,11 +28,11 @@ from . import backend as backend_mod
 from . import checkpoint, viz
 from . import cures as cure_registry
 from .cures import BadOption
-from .gan import GAN, STATS, OptionsDiffer  # noqa: F401  (OptionsDiffer: the demos catch it)
+from .gan import GAN, STATS, OptionsDiffer
 
 FORMAT = 2  # of the checkpoints this version writes; format 1 (minigan 0.1) is read too
 
-__all__ = ["Trainer", "GANTrainer", "BadOption", "TrainingDiverged", "latest_checkpoint", "STATS"]
+__all__ = ["Trainer", "GANTrainer", "BadOption", "OptionsDiffer", "TrainingDiverged", "latest_checkpoint", "STATS"]
 
 
 class TrainingDiverged(RuntimeError):

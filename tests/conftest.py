@@ -93,3 +93,16 @@ def run_demo(script, *args, cwd=None):
         os.chdir(previous)
         sys.argv = argv
     return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """tests/fakecupy.py standing in for CuPy (imported as `cupy`), its counts at zero."""
+    import sys
+
+    import fakecupy
+    monkeypatch.setitem(sys.modules, "cupy", fakecupy)
+    backend._check_cupy.cache_clear()
+    fakecupy.counts.reset()
+    yield fakecupy
+    backend._check_cupy.cache_clear()

@@ -20,15 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
-@pytest.fixture
-def fake(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cupy", fakecupy)
-    backend._check_cupy.cache_clear()
-    fakecupy.counts.reset()
-    yield fakecupy
-    backend._check_cupy.cache_clear()
-
-
 def test_the_double_keeps_cupys_rules(fake):
     a = fake.asarray(np.arange(6, dtype=np.float32).reshape(2, 3))
     with pytest.raises(TypeError, match="Implicit conversion to a NumPy array is not allowed"):

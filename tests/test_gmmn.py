@@ -1,6 +1,5 @@
 """demos/gmmn.py in its quick mode, in-process: training, the checkpoint per epoch, a resume after
 Ctrl-C that ends where an uninterrupted run ends, the NaN stop, --sample --npy, its flag checks."""
-import importlib.util
 import os
 import signal
 from pathlib import Path
@@ -10,15 +9,14 @@ import pytest
 
 from minigan import checkpoint
 
+from conftest import load_demo
+
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "gmmn.py"
 
 
 @pytest.fixture(scope="module")
 def gmmn():
-    spec = importlib.util.spec_from_file_location("gmmn_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_demo("gmmn.py")
 
 
 def weights(folder):

@@ -3,14 +3,12 @@ gradient taken by central differences, its gradient with respect to D's paramete
 against central differences of the penalty itself, on small D's hypothesis draws (BatchNorm,
 SpectralNorm, a DCGAN-shaped D with every cure that is a layer); D's state left as it was; the
 CuPy path through tests/fakecupy.py with no device reads; clear errors."""
-import sys
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import fakecupy
 from minigan import backend
 from minigan.gradcheck import numerical_gradient
 from minigan.layers import (BatchNorm, Conv2D, Dense, DiffAugment, Dropout, Flatten, LeakyReLU, Sequential,
@@ -173,15 +171,6 @@ def test_the_helpers_draw_from_the_generator_they_are_given():
     np.testing.assert_allclose(a, eps[:, None, None, None] * real + (1 - eps[:, None, None, None]) * fake)
     p = dragan_perturb(real, np.random.default_rng(3))
     np.testing.assert_allclose(p, real + 0.5 * real.std() * np.random.default_rng(3).random(real.shape))
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cupy", fakecupy)
-    backend._check_cupy.cache_clear()
-    fakecupy.counts.reset()
-    yield fakecupy
-    backend._check_cupy.cache_clear()
 
 
 @pytest.mark.parametrize("kind", KINDS)

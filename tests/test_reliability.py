@@ -5,7 +5,6 @@ import errno
 import hashlib
 import http.server
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 
 from minigan import checkpoint, data
-from minigan.trainer import GANTrainer, TrainingDiverged, latest_checkpoint
+from minigan.trainer import TrainingDiverged, latest_checkpoint
 
 from conftest import run_demo
 from test_data import write_split

@@ -1,7 +1,6 @@
 """One run, one folder: a new run never mixes itself into another run's files, a dry run never
 writes where a real run lives, and a refused command leaves nothing behind. The demo runs
 in-process (demos/mnist_gan.py's main), on a tiny IDX split or --dry-run's synthetic data."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +8,7 @@ import pytest
 
 from minigan import checkpoint
 
+from conftest import load_demo
 from test_data import write_split
 
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "mnist_gan.py"
@@ -16,10 +16,7 @@ DEMO = Path(__file__).resolve().parents[1] / "demos" / "mnist_gan.py"
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("mnist_gan_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_demo("mnist_gan.py")
 
 
 def run(demo, capsys, *args):

@@ -32,6 +32,9 @@ from .unroll import Unroll
 # MRGAN's (it needs G's cache from the step's own fake batch, which MRGAN's pass replaces), and
 # GradientPenalty's attach comes last (a lazy penalty rescales D's Adam; MRGAN's second D takes
 # D's rate before that).
+__all__ = ["CURES", "BadOption", "Cure", "Option", "options", "resolve", "build", "network_options", "add_flags",
+           "from_args"]
+
 CURES = [Loss, TTUR, SpectralNorm, DiffAugment, Pack, MinibatchStdDev, MinibatchDiscrimination, EMA, LeCam,
          FeatureMatching, MMD, DiscriminatorMMD, Unroll, MADGAN, MRGAN, EBGAN, GradientPenalty]
 
