@@ -38,7 +38,7 @@ ARMS_2D = {
     "stack-fm": "--ema 0.999 --mmd-weight 1 --mmd-space features --feature-matching 1",
     "unrolled1": "--unroll 1", "unrolled1-2nd": "--unroll 1 --unroll-order 2",
     "r1": "--gp r1", "r2": "--gp r2", "wgan-gp": "--loss wgan --gp wgan-gp", "dragan": "--gp dragan",
-    "madgan4": "--madgan 4", "madgan4-sim": "--madgan 4 --madgan-sim 0.1", "mrgan": "--mrgan",
+    "madgan4": "--madgan 4", "madgan4-sim": "--madgan 4 --madgan-sim 0.1", "madgan8": "--madgan 8", "mrgan": "--mrgan",
     "mrgan-diffusion": "--mrgan --mrgan-diffusion", "ebgan": "--ebgan",
     "ema-r1": "--ema 0.999 --gp r1", "stack-r1": "--ema 0.999 --mmd-weight 1 --mmd-space features --gp r1",
 }

@@ -224,12 +224,8 @@ def worst_entries(probe, count=3):
     return lines
 
 
-def main(argv=None):
-    """python -m minigan.gradcheck LAYER [--input N C H W] [--eval] [--double] [--seed S] [--tol T]: the
-    command line, in gradcheck_cli.py."""
-    from .gradcheck_cli import main as cli_main
-    return cli_main(argv)
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # python -m minigan.gradcheck LAYER [--input N C H W] [--eval] [--double] [--seed S] [--tol T]:
+    # the command line is gradcheck_cli.py's (it imports this module; this one never imports it).
+    import runpy
+    runpy.run_module("minigan.gradcheck_cli", run_name="__main__")

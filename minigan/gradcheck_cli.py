@@ -201,3 +201,7 @@ def main(argv=None):
     bad = [names[k] for k, probe in report.items() if not probe.error <= args.tol]
     print("FAIL: " + ", ".join(bad) if bad else f"all gradients within {args.tol:g}")
     return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

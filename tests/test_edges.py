@@ -178,3 +178,17 @@ def test_a_checkpoint_of_the_previous_version_resumes_and_a_newer_one_is_refused
     with pytest.raises(checkpoint.CheckpointError, match="written by a newer minigan \\(checkpoint format 3\\)"):
         mlp_trainer(mmd_weight=1.0).restore(tmp_path / "future.npz")
     assert json.dumps(old_meta)  # plain JSON, as the old version wrote it
+
+
+def test_the_second_order_unroll_resumes_bit_identically(tmp_path):
+    from test_trainer import stop_at
+    whole = mlp_trainer(tmp_path / "a", unroll=1, unroll_order=2)
+    whole.fit(POINTS, epochs=2, batch_size=16)
+    part = mlp_trainer(tmp_path / "b", unroll=1, unroll_order=2)
+    stop_at(part, 3)
+    assert part.fit(POINTS, epochs=2, batch_size=16) == "interrupted"
+    resumed = mlp_trainer(tmp_path / "b", unroll=1, unroll_order=2)
+    resumed.restore(latest_checkpoint(tmp_path / "b"))
+    resumed.fit(POINTS, epochs=2, batch_size=16)
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(np.array_equal(np.asarray(a[k]), np.asarray(b[k])) for k in a)

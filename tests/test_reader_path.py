@@ -11,7 +11,7 @@ from minigan import models
 import pytest
 
 from minigan.gradcheck import check_layer
-from minigan.gradcheck import main as gradcheck_main
+from minigan.gradcheck_cli import main as gradcheck_main
 from minigan.layers import BatchNorm, Dense, LeakyReLU, Reshape, Sequential
 from minigan.trace import trace
 
