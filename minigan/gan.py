@@ -81,6 +81,7 @@ class GAN:
                                 ("beta1", isinstance(beta1, (int, float)) and 0 <= beta1 < 1, "0 <= beta1 < 1")):
             if not ok:
                 raise BadOption(f"{key}={core[key]!r}: expected {expect}")
+        nz, lr, beta1 = int(nz), float(lr), float(beta1)  # plain numbers: checkpoints record them as JSON
         self.config = dict(nz=nz, backend=backend, lr=lr, beta1=beta1, seed=seed, feature_layer=feature_layer,
                            **values)
         self.nets = {"G": G, "D": D, **(networks or {})}
