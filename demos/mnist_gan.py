@@ -24,6 +24,7 @@ import numpy as np
 
 from minigan import backend, checkpoint, cli, cures, data, metrics, models, viz
 from minigan.cli import UserError
+from minigan.cures.madgan import by_generator
 from minigan.layers import in_reference_mode, reference_mode
 from minigan.trace import trace
 from minigan.trainer import GANTrainer, OptionsDiffer
@@ -138,7 +139,9 @@ def sample_only(args):
     xp = backend.xp_of(G.layers[0].params["W"])
     images = np.concatenate([backend.to_host(G.forward(backend.to_backend(z[i:i + 128], xp), training=False))
                              for i in range(0, len(z), 128)])
-    path = viz.save_samples(args.out / "sample.png", {f"{args.sample.name} ({which}, eval mode)": images[:256]})
+    order, per_row = by_generator(len(images), meta["config"].get("madgan") or 1)  # MAD-GAN: a row per generator
+    path = viz.save_samples(args.out / "sample.png", {f"{args.sample.name} ({which}, eval mode)": images[order][:256]},
+                            nrow=per_row if meta["config"].get("madgan") else 8)
     print(f"wrote {path}")
     if args.npy:
         with checkpoint.atomic_file(args.out / "samples.npy") as tmp, open(tmp, "wb") as f:

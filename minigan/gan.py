@@ -228,6 +228,11 @@ class GAN:
         """The generator samples come from: a cure's (EMA's average) or G."""
         return next((s for s in (c.sampler() for c in self.cures) if s is not None), self.G)
 
+    def grid(self, n):
+        """(order, per row) for a grid of n samples: a cure's (MAD-GAN's, one row per generator)
+        or as they come, 8 a row."""
+        return next((g for g in (c.grid(n) for c in self.cures) if g is not None), (np.arange(n), 8))
+
     def state_dict(self):
         """{"<network>/<i>.<key>", "optim_<network>/...", "<cure prefix>/...": array}."""
         parts = {**{name: net.state_dict() for name, net in self.nets.items()},

@@ -228,9 +228,10 @@ class Trainer:
         if self.out_dir is None:
             return
         which = "" if self.sampler is self.G else " (EMA)"
+        order, per_row = self.model.grid(len(self.fixed_z))
         viz.save_samples(self.out_dir / f"samples_epoch{self.epoch:03d}.png",
-                         {f"epoch {self.epoch}{which}, eval-mode BatchNorm": self.sample(self.fixed_z),
-                          "train-mode BatchNorm": self.sample(self.fixed_z, training=True)})
+                         {f"epoch {self.epoch}{which}, eval-mode BatchNorm": self.sample(self.fixed_z)[order],
+                          "train-mode BatchNorm": self.sample(self.fixed_z, training=True)[order]}, nrow=per_row)
         if self.history:
             viz.plot_history(self.out_dir / "losses.png", self.history)
         if self.evaluate and self.eval_every and self.epoch % self.eval_every == 0:

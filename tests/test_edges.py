@@ -148,6 +148,9 @@ def test_a_madgan_checkpoint_can_be_sampled(tmp_path):
     r = run_demo("mnist_gan.py", "--sample", latest_checkpoint(tmp_path / "run"), "--out", tmp_path / "s",
                  "--n-samples", 4)
     assert r.returncode == 0 and (tmp_path / "s" / "sample.png").is_file(), r.stderr
+    from minigan.cures.madgan import by_generator
+    order, per_row = by_generator(64, 2)  # the grid: one row per generator
+    assert per_row == 32 and list((np.arange(64) % 2)[order]) == [0] * 32 + [1] * 32
 
 
 def test_a_checkpoint_of_the_previous_version_resumes_and_a_newer_one_is_refused_naming_its_format(tmp_path):

@@ -89,6 +89,7 @@ class Cure:
       before_g / after_g(gan, real, fake)  around G's step (unrolled D; EMA after it)
       g_extra(gan, real, fake)       extra passes of G's step adding to G's gradients (MRGAN)
       sampler()                      the generator to sample from, if not G (EMA's average)
+      grid(n)                        (order, per row) to draw n samples, if not as they come
       state_dict() / load_state_dict(state, xp)  what it saves in a checkpoint, under `prefix`
     """
     name = "cure"
@@ -143,6 +144,9 @@ class Cure:
         return 0.0
 
     def sampler(self):
+        return None
+
+    def grid(self, n):
         return None
 
     def state_dict(self):

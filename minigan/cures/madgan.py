@@ -1,4 +1,6 @@
 """MAD-GAN (Ghosh et al. 2018): k generators and one D that must say which one made a sample."""
+import numpy as np
+
 from .. import losses
 from ..backend import xp_of
 from ..layers.containers import Heads
@@ -21,6 +23,12 @@ def cosine_similarity(fake, k):
     WC = W * C  # symmetric: each pair appears as (n, m) and (m, n)
     grad = (2 / pairs) * ((W @ u) - WC.sum(axis=1)[:, None] * u) / norm[:, None]
     return value, grad.reshape(fake.shape).astype(fake.dtype)
+
+
+def by_generator(n, k):
+    """(order, per row) to draw n samples one row per generator: sample i came from generator
+    i mod k, so a stable sort on that puts each generator's samples together, n // k a row."""
+    return np.argsort(np.arange(n) % k, kind="stable"), max(n // k, 1)
 
 
 class MADGAN(Cure):
@@ -88,6 +96,9 @@ class MADGAN(Cure):
 
     def g(self, s):
         return losses.softmax_cross_entropy(s, self._labels(s, True))
+
+    def grid(self, n):
+        return by_generator(n, self.k)
 
     def scores(self, s_real, s_fake):
         """P(real) that D gives real and fake samples, and r_t = mean sign(P(real | x) − 1/2)."""
