@@ -4,7 +4,7 @@ from setuptools import setup
 
 setup(
     name="minigan",
-    version="0.1.0",
+    version="0.2.0",
     description="A GAN engine on NumPy and CuPy with hand-written, gradient-checked layers",
     long_description=(Path(__file__).parent / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",

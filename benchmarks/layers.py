@@ -34,7 +34,7 @@ def gemm_shape(layer, x_shape, y_shape):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy",

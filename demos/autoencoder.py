@@ -9,7 +9,6 @@ Both splits come from the data loader's search (--data-dir / --test-dir, $MINIGA
 the cache, a download; offline, training falls back to 5,000 digits); it prints where each
 came from.
 """
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -48,7 +47,7 @@ def train(model, x, x_test, *, epochs, batch, lr, seed):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
+    p = cli.Parser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("--codes", type=int, nargs="+", default=[8, 32, 128], help="code sizes, one autoencoder each")
     p.add_argument("--conv", action="store_true", help="the convolutional variant")
     p.add_argument("--epochs", type=int, default=10, help="passes over the training split")

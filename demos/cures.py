@@ -232,7 +232,7 @@ def write_table(path, rows):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
+    p = cli.Parser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("suite", choices=["2d", "mnist"])
     p.add_argument("--arms", nargs="+", help=f"run only these arms (default: all but {', '.join(sorted(SLOW))})")
     p.add_argument("--mixtures", nargs="+", choices=["ring", "grid"], default=["ring", "grid"],

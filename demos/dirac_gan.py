@@ -10,7 +10,6 @@ for each game (docs/dirac_gan.md says what each panel shows and why).
     python demos/dirac_gan.py                      # writes runs/dirac_gan/dirac_gan.png
     python demos/dirac_gan.py --out docs/images --gamma 1 --lr 0.1 --steps 500
 """
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -156,7 +155,7 @@ def plot(path, runs, *, lim, grid, lr, steps, alternating):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("--out", type=Path, default=Path("runs/dirac_gan"), help="folder for dirac_gan.png "
                                                                           "(default runs/dirac_gan)")
     p.add_argument("--lr", type=float, default=0.1, help="gradient descent's step size (default 0.1)")

@@ -11,7 +11,6 @@ kernels at the median distance times 0.25 .. 4, and its p-value over random rela
 the pooled features. A p-value near 1/(permutations + 1) says the test tells them apart.
 Uses the classifier shipped in minigan/weights (see demos/train_classifier.py).
 """
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -52,7 +51,7 @@ def feature_test(images, test_features, model, permutations=200, seed=0):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("checkpoint", type=Path)
     p.add_argument("-n", type=int, default=10000, help="samples to generate (default 10000)")
     p.add_argument("--data-dir", type=Path, help="the training split (default: the loader's search)")

@@ -17,7 +17,6 @@ Ctrl-C or SIGTERM saves first. At the end (and with --sample) the samples are sc
 the GANs': classifier FID (two extractors), IS and the class histogram on MNIST against the
 test split; modes, high-quality share and reverse KL on the mixtures.
 """
-import argparse
 import signal
 import sys
 import time
@@ -37,26 +36,28 @@ FACTORS = {"mnist": (0.25, 0.5, 1.0, 2.0, 4.0), "2d": (0.005, 0.01, 0.03, 0.1, 0
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
-    p.add_argument("--data", choices=["mnist", "ring", "grid"], default="mnist")
+    p = cli.Parser(description=__doc__, formatter_class=cli.Formatter)
+    p.add_argument("--data", choices=["mnist", "ring", "grid"], default="mnist",
+                   help="what G learns: MNIST, or a 2-D mixture of Gaussians (8 on a ring, 25 on a grid)")
     p.add_argument("--space", choices=["pixels", "code"], default="pixels",
                    help="mnist: match pixels, or the codes of an autoencoder (GMMN+AE)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--nz", type=int, default=16)
-    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--epochs", type=int, default=30, help="passes over the training data")
+    p.add_argument("--batch-size", type=int, default=1000,
+                   help="samples in each MMD² (GMMN needs large batches: Li et al. 2015 use 1,000)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
+    p.add_argument("--nz", type=int, default=16, help="size of G's input z")
+    p.add_argument("--hidden", type=int, default=512, help="units in each of the generator MLP's hidden layers")
     p.add_argument("--code", type=int, default=16, help="GMMN+AE: the autoencoder's code size")
     p.add_argument("--ae-epochs", type=int, default=20, help="GMMN+AE: the autoencoder's training epochs")
     p.add_argument("--sigma-factors", type=float, nargs="+",
                    help="bandwidths as multiples of the median-heuristic σ. Default: 0.25 .. 4 (MNIST), "
                         "0.005 .. 1 (2-D: the modes are 100 times narrower than the median distance)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, the batches and the scored samples")
+    p.add_argument("--data-dir", type=Path, help="the MNIST training split (default: the loader's search)")
     p.add_argument("--test-dir", type=Path, help="the test split to score against (MNIST)")
     p.add_argument("--n-score", type=int, help="samples scored at the end and by --sample. Default: 10,000 "
                                                "(MNIST), 2,500 (2-D: the GANs' protocol)")
-    p.add_argument("--out", type=Path, help="default: runs/gmmn/<data>-<space>")
+    p.add_argument("--out", type=Path, help="default: runs/gmmn/<data>-<space> for MNIST, runs/gmmn/<data> for ring and grid")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--sample", metavar="CKPT", type=Path, help="sample and score a checkpoint, then exit")
     p.add_argument("--npy", action="store_true", help="with --sample: write the samples to --out/samples.npy")

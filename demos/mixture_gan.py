@@ -11,7 +11,6 @@ arm. demos/cures.py runs every cure side by side.
 Prints modes captured, % high-quality samples and the reverse KL of the mode histogram, as
 mean ± standard deviation over seeds, and draws the samples over the true means.
 """
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -48,7 +47,7 @@ def run(name, seed, *, steps, batch, hidden, lr, beta1=0.5, options=None, featur
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
+    p = cli.Parser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("--mixtures", nargs="+", choices=["ring", "grid"], default=["ring", "grid"],
                    help="which mixtures: the ring of 8 Gaussians, the grid of 25")
     p.add_argument("--seeds", type=int, default=5, help="seeds per arm")

@@ -14,7 +14,6 @@ Resuming needs the networks and cures the saved run had (a difference is refused
 a different --lr, --lr-d, --lr-g or --beta1 is taken from the resume on and recorded in the
 checkpoint.
 """
-import argparse
 import contextlib
 import sys
 import time
@@ -30,7 +29,7 @@ from minigan.trace import trace
 from minigan.trainer import GANTrainer, OptionsDiffer
 
 STEPS_BY_DEFAULT = 1200
-# The default run: the best stack of the MNIST table of demos/cures.py at this budget (README,
+# The default run: the best stack of the MNIST table of demos/cures.py at this budget (docs/results.md,
 # "Every cure side by side"). --plain: the DCGAN as published (Radford et al. 2016), no cures.
 DEFAULT_STACK = {"lr": 1e-3, "ema": 0.999}
 PLAIN = {"lr": 2e-4, "ema": None}
@@ -42,7 +41,7 @@ def flags_text(values):
 
 def parser():
     """The command line: every flag with its help and its default."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
+    p = cli.Parser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy",
                    help="numpy: the CPU; cupy: a CUDA GPU (pip install -e '.[cuda12]'). Default: numpy")
     p.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist", help="MNIST's digits, or Fashion-MNIST's clothes (same format). Default: mnist")
@@ -78,12 +77,12 @@ def parser():
                         "(N x 1 x 28 x 28 float32 in [-1, 1], N = --n-samples)")
     p.add_argument("--n-samples", type=int, default=64, help="images in a grid (or in --npy). Default: 64")
     p.add_argument("--eval-every", type=int, default=5, metavar="N",
-                   help="every N epochs, print and log to metrics.jsonl classifier FID (and under the second "
+                   help="every N epochs and after the last, print and log to metrics.jsonl classifier FID (and under the second "
                         "extractor), IS, KID and the class histogram's KL to uniform of 2,000 samples against "
                         "2,000 training images (a few seconds). 0: off. Default: 5")
     p.add_argument("--trace", action="store_true",
                    help="print each layer's output statistics and gradient norms during the first step, "
-                        "one labelled block per pass (D on real, D on fake, D in G's step); that step "
+                        "one labelled block per pass (G forward, D on real, D on fake, D in G's step); that step "
                         "runs in reference mode")
     p.add_argument("--reference", action="store_true",
                    help="run the readable definitions (strided-slice im2col/col2im, no kept buffers) instead "

@@ -15,7 +15,6 @@ matching one classifier's features):
     python demos/train_classifier.py --test-dir DIR --train-split test --shift 2 \
         --epochs 15 --seed 1 --out minigan/weights/mnist_classifier_shift.npz
 """
-import argparse
 import shlex
 import sys
 import time
@@ -35,7 +34,7 @@ def accuracy(model, images, labels):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.Formatter)
+    p = cli.Parser(description=__doc__, formatter_class=cli.Formatter)
     p.add_argument("--data-dir", type=Path, help="folder with the training split (default: the loader's search)")
     p.add_argument("--test-dir", type=Path, help="folder with the test split (default: the loader's search)")
     p.add_argument("--epochs", type=int, default=12, help="passes over the training split")

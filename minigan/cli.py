@@ -1,20 +1,40 @@
 """What every demo's command line shares: flag checks that run before any data is loaded, and
 one line on stderr with exit code 2 for every mistake a user can make (tracebacks are for bugs)."""
 import argparse
+import difflib
 import math
 import sys
 
 from . import checkpoint, data
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one line for a mistake (no usage block before it: --help has that) and a
+    guess for a mistyped flag (Python < 3.14's argparse has none)."""
+
+    def parse_args(self, args=None, namespace=None):
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:
+            flags = [s for action in self._actions for s in action.option_strings]
+            typo = next((e.split("=")[0] for e in extras if e.startswith("-")), "")
+            guess = difflib.get_close_matches(typo, flags, 1, 0.6) if typo else []
+            self.error(f"unrecognized arguments: {' '.join(extras)}" + (f" (did you mean {guess[0]}?)" if guess else ""))
+        return args
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 class Formatter(argparse.RawDescriptionHelpFormatter):
     """--help with the module docstring as written and every flag's default shown (what the demo
-    sets, not what a shared flag's declaration says); a default of None or False is not shown."""
+    sets, not what a shared flag's declaration says); a default of None or False is not shown
+    (0 and 0.0 are)."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
-        if shown and "%(default)" not in text and "Default:" not in text:
+        shown = (action.default is not None and action.default is not False and action.default is not argparse.SUPPRESS
+                 and action.option_strings)
+        if shown and "%(default)" not in text and "Default:" not in text and "(default " not in text:
             text += (" " if text.rstrip().endswith((".", ")")) else ". ") + "Default: %(default)s"
         return text
 

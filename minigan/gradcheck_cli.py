@@ -126,21 +126,7 @@ def _load_module(where):
 
 
 def _parser():
-    import argparse
-    import difflib
-
-    class Parser(argparse.ArgumentParser):
-        """argparse, with a guess for a mistyped flag (Python < 3.14's argparse has none)."""
-
-        def parse_args(self, args=None, namespace=None):
-            args, extras = self.parse_known_args(args, namespace)
-            if extras:
-                flags = [s for action in self._actions for s in action.option_strings]
-                typo = next((e.split("=")[0] for e in extras if e.startswith("-")), "")
-                guess = difflib.get_close_matches(typo, flags, 1, 0.6)
-                self.error(f"unrecognized arguments: {' '.join(extras)}"
-                           + (f" (did you mean {guess[0]}?)" if guess else ""))
-            return args
+    from .cli import Parser
 
     p = Parser(prog="python -m minigan.gradcheck",
                description="Check a layer's backward (or, with --double, its backward_backward) against float64 "

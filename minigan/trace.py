@@ -37,7 +37,7 @@ def trace(*models, names=None, passes=None, print=print):
 
         def header(training, _name=name, _count=count, _labels=labels):
             # A pass starts at the model's first layer, whichever Sequential calls it (the
-            # trainer runs D as a feature part and a head that share D's layers).
+            # step reads D's features at a Tap wrapped around one of D's layers).
             _count[0] += 1
             n = _count[0]
             label = _labels[n - 1] if n <= len(_labels) else f"{_name} pass {n}"

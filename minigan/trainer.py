@@ -47,7 +47,7 @@ class Trainer:
     checkpoints/ (the newest `keep`); None keeps nothing on disk. A new run claims the folder
     (checkpoint.claim_folder): one holding another run's files is refused unless `overwrite`
     (or both runs are `dry_run`s); `hint` is added to that refusal. evaluate(trainer) -> {name:
-    number} runs every `eval_every` epochs. log(text) prints; callbacks: see the module.
+    number} runs every `eval_every` epochs and after the last. log(text) prints; callbacks: see the module.
     """
 
     def __init__(self, model, *, out_dir=None, keep=3, log_every=10, n_samples=64, log=print, evaluate=None,
@@ -57,7 +57,7 @@ class Trainer:
         self.fixed_z = np.random.default_rng([model.seed, 1]).standard_normal((n_samples, model.nz)).astype(np.float32)
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.keep, self.log_every, self.log = keep, log_every, log
-        self.evaluate, self.eval_every = evaluate, eval_every
+        self.evaluate, self.eval_every, self.last_epoch = evaluate, eval_every, None
         self.callbacks = list(callbacks)
         self.overwrite, self.dry_run, self.hint = overwrite, dry_run, hint
         self.epoch, self.step_in_epoch, self.step = 0, 0, 0
@@ -116,6 +116,7 @@ class Trainer:
         for note in self.model.notes:
             self.log(f"note: {note}")
         self.batch_size = batch_size
+        self.last_epoch = epochs  # evaluated whatever eval_every says, so a run always ends scored
         xp = self.xp
         data_dev = backend_mod.to_backend(np.ascontiguousarray(data, np.float32), xp)  # moved once
         self.stop_signal = None
@@ -234,7 +235,7 @@ class Trainer:
                           "train-mode BatchNorm": self.sample(self.fixed_z, training=True)[order]}, nrow=per_row)
         if self.history:
             viz.plot_history(self.out_dir / "losses.png", self.history)
-        if self.evaluate and self.eval_every and self.epoch % self.eval_every == 0:
+        if self.evaluate and self.eval_every and (self.epoch % self.eval_every == 0 or self.epoch == self.last_epoch):
             scores = {"epoch": self.epoch, "step": self.step, **self.evaluate(self)}
             self.log("metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
             with open(self.out_dir / "metrics.jsonl", "a") as f:

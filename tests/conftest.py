@@ -24,7 +24,9 @@ settings.register_profile("default", deadline=None, max_examples=50,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+# The real MNIST test split, for the few tests that need real digits: $MINIGAN_TEST_MNIST, or the
+# development machines' copy beside the repository (never copied into it).
+SHARED_MNIST = Path(os.environ.get("MINIGAN_TEST_MNIST") or REPO.parent / "shared" / "data" / "mnist")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -39,9 +41,10 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def mnist_dir():
-    """The real MNIST test split kept beside the repository (never copied into it)."""
+    """A folder holding the real MNIST test split (t10k-*-ubyte.gz), or a skip saying where it was sought."""
     if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"the real MNIST test split is not at {SHARED_MNIST}")
+        pytest.skip(f"the real MNIST test split is not at {SHARED_MNIST} (set MINIGAN_TEST_MNIST to a folder holding "
+                    f"t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz)")
     return SHARED_MNIST
 
 

@@ -28,6 +28,8 @@ def test_dry_run_end_to_end(tmp_path):
     for name in ("samples_epoch001.png", "losses.png"):
         assert (out / name).read_bytes()[:8] == PNG
     assert (out / "log.csv").read_text().startswith("step,epoch,loss_d,loss_g,d_x,d_g_z,mmd,r_t\n3,")
+    (line,) = (out / "metrics.jsonl").read_text().splitlines()  # --eval-every 5, one epoch: scored at its end
+    assert json.loads(line)["epoch"] == 1 and "metrics: epoch 1, step 3, fid " in r.stdout
     (ckpt,) = (out / "checkpoints").glob("ckpt-*.npz")
     arrays, meta = checkpoint.load(ckpt)
     assert meta["step"] == 3 and meta["epoch"] == 1 and meta["config"]["nz"] == 100
@@ -54,7 +56,13 @@ def test_dry_run_end_to_end(tmp_path):
 def test_bad_flags_and_missing_data_get_a_clear_message(tmp_path, args, message):
     r = run(*args, "--out", str(tmp_path / "o"), cwd=tmp_path)
     assert r.returncode == 2 and message in r.stderr, r.stderr
-    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr  # one line, no usage block before it
+
+
+def test_a_mistyped_flag_gets_a_guess(tmp_path):
+    r = run("--lecma", "1", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip() == ("mnist_gan.py: error: unrecognized arguments: --lecma 1 "
+                                                     "(did you mean --lecam?) (see --help)"), r.stderr
 
 
 def test_cupy_without_a_gpu_exits_2_with_a_message(tmp_path):
@@ -75,7 +83,7 @@ def test_help_explains_each_flag_shows_its_default_and_cites_each_cures_paper(tm
             continue
         flag = action.option_strings[0]
         assert action.help and len(action.help.split()) >= 3, f"{flag} has no help worth the name"
-        shown = action.default not in (None, False)
+        shown = action.default is not None and action.default is not False  # 0 and 0.0 are shown
         assert "Default:" in formatter._expand_help(action) or not shown, f"{flag}'s help does not show its default"
     for o in cures.options().values():  # every cure's flag names the paper it comes from
         assert not o.cli or re.search(r"(et al\.|Heusel|Goodfellow) (19|20)\d\d", o.help) or o.key in \
