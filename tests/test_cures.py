@@ -360,6 +360,22 @@ def test_each_cure_trains_the_dcgan_on_images_and_moves_every_network(options):
         assert any(not np.array_equal(before[k], after[k]) for k in before if k.startswith("G_ema/"))
 
 
+def test_mrgan_leaves_gs_running_statistics_to_g_on_z():
+    """MRGAN's pass through G on E's codes changes G's gradients but not its BatchNorm running
+    statistics, which describe G on z (eval-mode sampling uses them): after one step they equal
+    those of the same step without MRGAN, where only G(z) passes moved them."""
+    data = np.tanh(np.random.default_rng(0).standard_normal((8, 1, 28, 28))).astype(np.float32)
+    stats = []
+    for options in ({}, dict(mrgan=0.2)):
+        G, D, networks = models.build_networks("dcgan", nz=8, options=options)
+        t = GANTrainer(G, D, nz=8, log=lambda *a: None, networks=networks, **options)
+        t.fit(data, epochs=1, batch_size=8)
+        stats.append({k: np.array(v) for k, v in G.state_dict().items() if "running" in k})
+    assert stats[0].keys() == stats[1].keys() and stats[0]
+    for k in stats[0]:
+        np.testing.assert_array_equal(stats[0][k], stats[1][k], err_msg=k)
+
+
 # ---- the layers and terms of MAD-GAN, EBGAN and the Tap ----------------------------------------
 @given(st.integers(1, 7), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3), seeds)
 def test_heads_gradient_and_routing(n, k, a, b, seed):

@@ -9,7 +9,10 @@ class MRGAN(Cure):
     gradients
         λ1 · mean (x − G(E(x)))²   (the geometric regulariser)
       + λ2 · L_G(D(G(E(x))))       (the mode regulariser: G(E(x)) should look real to D),
-    so every real sample, whichever mode it is in, has a z that G maps back to it.
+    so every real sample, whichever mode it is in, has a z that G maps back to it. G's BatchNorm
+    running statistics are held through that pass: they describe G on z ~ N(0, I), which is what
+    sampling in eval mode uses, and E's codes have another scale (measured on MNIST: mixing the
+    two passes' statistics made every eval-mode sample faint).
     mrgan_diffusion: the manifold-diffusion variant's second discriminator "D2" (trained at D's
     rate) learns to tell G(E(x)) (its "real") from G(z), and G's loss gains −log D2(G(z)): the
     fakes are pulled towards the regions G(E(x)) covers. (The paper's MDGAN also retrains D
@@ -48,7 +51,10 @@ class MRGAN(Cure):
     def g_extra(self, gan, real, fake):
         G, D, E = gan.G, gan.D, gan.nets["E"]
         before = {name: g.copy() for name, g in G.grads.items()}
+        running = [(layer, dict(layer.buffers)) for layer in G.leaves() if layer.buffers]
         recon = G.forward(E.forward(real))
+        for layer, kept in running:
+            layer.buffers.update(kept)
         geometric, drecon = losses.mse(recon, real)
         mode, ds = gan.taps.at("g_fake", D.forward(recon))
         drecon = recon.dtype.type(self.geometric) * drecon + recon.dtype.type(self.mode) * D.backward(ds, param_grads=False)
