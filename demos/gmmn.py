@@ -133,6 +133,8 @@ def generator(config, width):
 
 # ---- the loop: a checkpoint per epoch, resume, a NaN stop, Ctrl-C saves ------------------------
 def train(args):
+    if args.test_dir is not None and args.data == "mnist" and not args.quick:
+        test_split(args)  # a --test-dir that does not hold the test split is refused before training
     X, ae = load(args)
     folder = args.out / "checkpoints"
     config = dict(kind="gmmn", data=args.data, space=args.space, nz=args.nz, hidden=args.hidden, code=args.code,
@@ -217,11 +219,17 @@ def train(args):
     return 0
 
 
-def score(G, ae, config, args):
+def score(G, ae, config, args, npy=False):
+    """Draw the scored samples (and write them to --out/samples.npy when npy), then score them:
+    modes and quality in 2-D; FID, IS and classes against the MNIST test split where it can be found."""
     n = 64 if args.quick else args.n_score or (10000 if config["data"] == "mnist" else 2500)
     z = np.random.default_rng([args.seed, 2]).standard_normal((n, config["nz"]))
     samples = generate(G, ae, z.astype(np.float32))
     args.out.mkdir(parents=True, exist_ok=True)
+    if npy:
+        with checkpoint.atomic_file(args.out / "samples.npy") as tmp, open(tmp, "wb") as f:
+            np.save(f, samples.astype(np.float32))
+        print(f"wrote {args.out / 'samples.npy'}: {samples.shape} float32")
     if config["data"] != "mnist":
         s = metrics.mixture_score(samples, config["data"])
         print(f"{config['data']}: {s['modes']} modes, {100 * s['high_quality']:.1f}% high quality, "
@@ -233,12 +241,24 @@ def score(G, ae, config, args):
     print(f"wrote {path}")
     if args.quick:
         return samples
-    test, _, source = data.load_mnist("test", data_dir=args.test_dir, log=lambda *a: None)
-    r = metrics.evaluate(samples, data.to_float(test))
+    try:
+        test, source = test_split(args)
+    except data.DataError as e:
+        if args.test_dir is not None:
+            raise
+        print(f"not scored: {e}\n(the samples are in {path}; score them later with --sample CKPT --test-dir DIR)")
+        return samples
+    r = metrics.evaluate(samples, test)
     print(f"scored {len(samples):,} samples against {source}: FID {r['fid']:.2f}, FID (second extractor) "
           f"{r['fid_shift']:.2f}, IS {r['inception_score']:.2f}, classes {r['classes_present']}, "
           f"KL to uniform {r['kl_to_uniform']:.4f}, KID {r['kid']:.4f}")
     return samples
+
+
+def test_split(args):
+    """(the MNIST test split as floats in [-1, 1], where it came from): --test-dir, or the loader's search."""
+    test, _, source = data.load_mnist("test", data_dir=args.test_dir, log=lambda *a: None)
+    return data.to_float(test), source
 
 
 def sample_only(args):
@@ -253,11 +273,7 @@ def sample_only(args):
         ae = models.autoencoder(config["code"], seed=config["seed"])
         ae.load_state_dict(checkpoint.subset(arrays, "AE"))
     args.quick = False
-    samples = score(G, ae, config, args)
-    if args.npy:
-        with checkpoint.atomic_file(args.out / "samples.npy") as tmp, open(tmp, "wb") as f:
-            np.save(f, samples.astype(np.float32))
-        print(f"wrote {args.out / 'samples.npy'}: {samples.shape} float32")
+    score(G, ae, config, args, npy=args.npy)
     return 0
 
 

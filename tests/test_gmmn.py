@@ -93,3 +93,25 @@ def test_flag_mistakes_are_one_line(gmmn, argv, message, capsys):
 def test_resume_without_a_checkpoint_is_refused(gmmn, tmp_path, capsys):
     assert gmmn.main(["--quick", "--data", "ring", "--out", str(tmp_path), "--resume"]) == 2
     assert f"--resume: no checkpoint in {tmp_path / 'checkpoints'}" in capsys.readouterr().err
+
+
+def test_mnist_without_a_test_split_trains_and_says_it_did_not_score(gmmn, tmp_path, monkeypatch, capsys):
+    """Offline with no test split: the run trains and saves its samples, then says why it did not
+    score (exit 0); a --test-dir that does not hold the split is refused before any training."""
+    digits = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+
+    def load_mnist(split="train", *, data_dir=None, log=print, **kw):
+        if split == "train":
+            return digits, np.zeros(64, np.uint8), "synthetic digits"
+        raise gmmn.data.DataError(f"mnist test: not in {data_dir or 'the cache'}")
+
+    monkeypatch.setattr(gmmn.data, "load_mnist", load_mnist)
+    argv = ["--epochs", "1", "--batch-size", "32", "--n-score", "64", "--hidden", "16"]
+    assert gmmn.main([*argv, "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "not scored: mnist test: not in the cache" in out and (tmp_path / "a" / "samples.png").is_file()
+    assert checkpoint.listed(tmp_path / "a" / "checkpoints")
+
+    assert gmmn.main([*argv, "--out", str(tmp_path / "b"), "--test-dir", str(tmp_path / "nowhere")]) == 2
+    assert f"mnist test: not in {tmp_path / 'nowhere'}" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
