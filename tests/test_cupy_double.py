@@ -3,6 +3,7 @@ zero device reads inside a training step, one step equal to NumPy's, bit-identic
 ceiling on operations per step, the demo's paths, and an honest availability check. A guard for
 the xp discipline, not a claim that the GPU works (that is benchmarks/gpu_check.sh on a GPU)."""
 import importlib.util
+import json
 import sys
 import types
 from pathlib import Path
@@ -113,7 +114,8 @@ def test_the_demos_paths_on_the_double(fake, tmp_path, capsys):
                       "--out", str(out)]) == 0
     samples = np.load(out / "samples.npy")
     assert samples.shape == (600, 1, 28, 28) and samples.dtype == np.float32 and np.abs(samples).max() <= 1
-    assert (out / "metrics.jsonl").read_text().count('"fid"') == 1  # one evaluation line
+    scored = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert scored == [1, 2]  # after each run's last epoch
     printed = capsys.readouterr()
     assert "backend cupy" in printed.out and "saved with mmd_weight=0.0, this run has mmd_weight=1.0" in printed.err
 
