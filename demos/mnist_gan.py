@@ -76,10 +76,10 @@ def parser():
                    help="with --sample: also write the raw samples to --out/samples.npy "
                         "(N x 1 x 28 x 28 float32 in [-1, 1], N = --n-samples)")
     p.add_argument("--n-samples", type=int, default=64, help="images in a grid (or in --npy). Default: 64")
-    p.add_argument("--eval-every", type=int, default=5, metavar="N",
+    p.add_argument("--eval-every", type=int, metavar="N",
                    help="every N epochs and after the last, print and log to metrics.jsonl classifier FID (and under the second "
                         "extractor), IS, KID and the class histogram's KL to uniform of 2,000 samples against "
-                        "2,000 training images (a few seconds). 0: off. Default: 5")
+                        "2,000 training images (a few seconds). 0: off. Default: 5 (0 with --dry-run)")
     p.add_argument("--trace", action="store_true",
                    help="print each layer's output statistics and gradient norms during the first step, "
                         "one labelled block per pass (G forward, D on real, D on fake, D in G's step); that step "
@@ -106,6 +106,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.batch_size is None:
         args.batch_size = 8 if args.dry_run else 64
+    if args.eval_every is None:
+        args.eval_every = 0 if args.dry_run else 5
     if args.dry_run:
         args.epochs = args.epochs or 1
     if args.out is None:  # a dry run never writes into a real run's default folder
