@@ -28,6 +28,13 @@ def rel_error(analytic, numeric, noise=0.0):
     return 0.0 if scale == 0 else float(max(np.linalg.norm(a - n) - noise, 0.0) / scale)
 
 
+def difference_noise(value, size, eps=1e-6, ulps=100):
+    """The rounding noise to allow in the norm of a central-difference gradient of f over `size`
+    entries, where f() ≈ value is summed from many terms: ~ulps · u · |value| / eps per entry. A
+    gradient near zero (a loss at its minimum) is otherwise compared with that noise alone."""
+    return ulps * np.finfo(np.float64).eps * abs(float(value)) / eps * np.sqrt(size)
+
+
 def numerical_gradient(f, x, eps=1e-6):
     """Central differences of the scalar function f() w.r.t. every entry of the float64
     array x, which f reads; x is changed in place while probing and restored exactly."""
