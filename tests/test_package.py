@@ -58,7 +58,7 @@ def test_engine_modules_stay_short():
 def test_python_dash_m_pytest_passes_too():
     """`python -m pytest` puts the checkout on sys.path (plain `pytest` does not): the package
     tests, the ones that can tell the two apart, pass both ways."""
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
                         "tests/test_package.py", "-k", "kernels or only_backend"],
                        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "2 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
