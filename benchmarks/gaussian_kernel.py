@@ -79,15 +79,18 @@ def plain_mmd2(X, Y, sigmas):
 
 def interleaved(fns, repeat, warmup=3):
     """{name: best seconds} and {name: all seconds}, calling the functions in turn so that a
-    disturbance of the shared machine hits all alike."""
+    disturbance of the shared machine hits all alike. The order rotates every repetition: a call
+    that always ran right after another would find its inputs in the cache that one left, or
+    the cache emptied by it (at n = 64, d = 784, X and Y fit in a core's L2)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
+    names = list(fns)
     times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
+    for r in range(repeat):
+        for k in names[r % len(names):] + names[:r % len(names)]:
             t = time.perf_counter()
-            fn()
+            fns[k]()
             times[k].append(time.perf_counter() - t)
     return {k: min(v) for k, v in times.items()}, times
 
