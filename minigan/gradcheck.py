@@ -28,11 +28,12 @@ def rel_error(analytic, numeric, noise=0.0):
     return 0.0 if scale == 0 else float(max(np.linalg.norm(a - n) - noise, 0.0) / scale)
 
 
-def difference_noise(value, size, eps=1e-6, ulps=100):
-    """The rounding noise to allow in the norm of a central-difference gradient of f over `size`
-    entries, where f() ≈ value is summed from many terms: ~ulps · u · |value| / eps per entry. A
-    gradient near zero (a loss at its minimum) is otherwise compared with that noise alone."""
-    return ulps * np.finfo(np.float64).eps * abs(float(value)) / eps * np.sqrt(size)
+def difference_noise(scale, size, eps=1e-6, ulps=10):
+    """The rounding noise to allow in the norm of a central-difference gradient over `size`
+    entries of a function that sums terms of magnitude `scale`: ~ulps · u · scale / eps per entry.
+    `scale` is the terms' size, not the function's value: a small difference of large sums (an MMD²
+    near 0) keeps their rounding. A gradient near zero is otherwise compared with that noise alone."""
+    return ulps * np.finfo(np.float64).eps * scale / eps * np.sqrt(size)
 
 
 def numerical_gradient(f, x, eps=1e-6):

@@ -58,6 +58,18 @@ DEMOS = REPO / "demos"
 _loaded = {}
 
 
+def minibatch_discrimination_case(n, a, b, c, seed):
+    """(layer, x, |M_i − M_j| for every pair) for MinibatchDiscrimination(a, b, c) on n samples,
+    with T scaled so that the pairs' L1 distances stay where their exps are resolvable."""
+    from minigan.layers import MinibatchDiscrimination
+    rng = np.random.default_rng(seed)
+    layer = MinibatchDiscrimination(a, b, c, rng=seed)
+    layer.params["T"] = rng.standard_normal(layer.params["T"].shape) / np.sqrt(a * c)
+    x = rng.standard_normal((n, a))
+    M = (x @ layer.params["T"]).reshape(n, b, c)
+    return layer, x, np.abs(M[:, None] - M[None, :])
+
+
 def load_demo(script):
     """demos/<script> as a module (once per test process): its main(argv) is the command line."""
     import importlib.util

@@ -14,6 +14,8 @@ from minigan.layers import (BatchNorm, Conv2D, ConvTranspose2D, Dense, DiffAugme
                             Sigmoid, SpectralNorm, Tanh, reference_mode)
 from minigan.layers.conv import conv_output_size, conv_transpose_output_size
 
+from conftest import minibatch_discrimination_case
+
 TOL = 1e-6
 seeds = st.integers(0, 2 ** 31 - 1)
 few = settings(max_examples=15)
@@ -130,12 +132,7 @@ def test_minibatch_stddev(groups, per, c, hw, images, seed):
 @few
 @given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3), seeds)
 def test_minibatch_discrimination(n, a, b, c, seed):
-    rng = np.random.default_rng(seed)
-    layer = MinibatchDiscrimination(a, b, c, rng=seed)
-    layer.params["T"] = rng.standard_normal(layer.params["T"].shape) / np.sqrt(a * c)
-    x = rng.standard_normal((n, a))
-    M = (x @ layer.params["T"]).reshape(n, b, c)
-    diff = np.abs(M[:, None] - M[None, :])
+    layer, x, diff = minibatch_discrimination_case(n, a, b, c, seed)
     # |M_i − M_j| at 0 is sign's kink; at L1 distance ~25 c = e^-25 is below what differences resolve.
     assume(n == 1 or (diff[~np.eye(n, dtype=bool)].min() > 1e-3 and diff.sum(axis=3).max() < 8))
     assert_double_matches(layer, x, seed=seed)

@@ -189,12 +189,16 @@ def check_backward(layer, dx, param_grads):
         raise ValueError(f"{layer}: backward must return dx of the input's shape {layer.x_shape}, "
                          f"returned {got}")
     if param_grads:
-        for k, p in layer.params.items():
-            g = layer.grads.get(k)
-            if g is None or tuple(g.shape) != tuple(p.shape):
-                raise ValueError(f"{layer}: backward(dy, param_grads=True) must set grads[{k!r}] to an "
-                                 f"array of shape {tuple(p.shape)}, "
-                                 f"found {'none' if g is None else tuple(g.shape)}")
+        _check_param_grads(layer, "backward(dy, param_grads=True)")
+
+
+def _check_param_grads(layer, call):
+    """Each parameter has a gradient of its own shape in layer.grads after `call`."""
+    for k, p in layer.params.items():
+        g = layer.grads.get(k)
+        if g is None or tuple(g.shape) != tuple(p.shape):
+            raise ValueError(f"{layer}: {call} must set grads[{k!r}] to an array of shape {tuple(p.shape)}, "
+                             f"found {'none' if g is None else tuple(g.shape)}")
 
 
 def check_backward_backward(layer, g_dy, g_x, param_grads):
@@ -209,12 +213,7 @@ def check_backward_backward(layer, g_dy, g_x, param_grads):
         raise ValueError(f"{layer}: backward_backward must return g_x of the input's shape "
                          f"{layer.x_shape} or None, returned {got}")
     if param_grads:
-        for k, p in layer.params.items():
-            g = layer.grads.get(k)
-            if g is None or tuple(g.shape) != tuple(p.shape):
-                raise ValueError(f"{layer}: backward_backward(dy, g, param_grads=True) must set "
-                                 f"grads[{k!r}] to an array of shape {tuple(p.shape)}, "
-                                 f"found {'none' if g is None else tuple(g.shape)}")
+        _check_param_grads(layer, "backward_backward(dy, g, param_grads=True)")
 
 
 # ---- the reference switch -----------------------------------------------------------------
