@@ -133,8 +133,9 @@ def generator(config, width):
 
 # ---- the loop: a checkpoint per epoch, resume, a NaN stop, Ctrl-C saves ------------------------
 def train(args):
+    test = None
     if args.test_dir is not None and args.data == "mnist" and not args.quick:
-        test_split(args)  # a --test-dir that does not hold the test split is refused before training
+        test = test_split(args)  # a --test-dir that does not hold the test split is refused before training
     X, ae = load(args)
     folder = args.out / "checkpoints"
     config = dict(kind="gmmn", data=args.data, space=args.space, nz=args.nz, hidden=args.hidden, code=args.code,
@@ -215,13 +216,14 @@ def train(args):
         for s, h in handlers.items():
             signal.signal(s, h)
     print(f"wrote {last}")
-    score(G, ae, config, args)
+    score(G, ae, config, args, test=test)
     return 0
 
 
-def score(G, ae, config, args, npy=False):
+def score(G, ae, config, args, npy=False, test=None):
     """Draw the scored samples (and write them to --out/samples.npy when npy), then score them:
-    modes and quality in 2-D; FID, IS and classes against the MNIST test split where it can be found."""
+    modes and quality in 2-D; FID, IS and classes against the MNIST test split (`test`, as test_split
+    returns it, or found now) where it can be found."""
     n = 64 if args.quick else args.n_score or (10000 if config["data"] == "mnist" else 2500)
     z = np.random.default_rng([args.seed, 2]).standard_normal((n, config["nz"]))
     samples = generate(G, ae, z.astype(np.float32))
@@ -242,7 +244,7 @@ def score(G, ae, config, args, npy=False):
     if args.quick:
         return samples
     try:
-        test, source = test_split(args)
+        test, source = test or test_split(args)
     except data.DataError as e:
         if args.test_dir is not None:
             raise
