@@ -1,8 +1,8 @@
 """The exact Gaussian-kernel sums and MMD², in tiles that never hold the n × m matrix.
 
-Rows are centred on c, the mean of all rows of X and Y (x̃ = x − c: distances are unchanged,
-and float32 keeps its accuracy on a collapsed batch). For a block I of R rows and a tile J of
-C columns:
+Rows are centred on c, the mean of a few rows of X and Y (x̃ = x − c: distances are unchanged,
+and float32 keeps its accuracy on a collapsed batch, every row of which is near c). For a block I of R rows and
+a tile J of C columns:
 
     G = X̃_I Z̃_Jᵀ                         one BLAS/cuBLAS matmul, (R, C)
     ksum, wsum = fused(‖x̃‖², ‖z̃‖², G)     one pass: K's and W's row sums, W written over G
@@ -39,6 +39,7 @@ SMALL_BYTES = 64 << 20  # centred copies of X and Y made once below this
 PARALLEL_MIN_WORK = 1 << 24  # pairs × (d + 8 S): below this one thread is faster (measured)
 PARALLEL_MIN_EXPS = 1 << 21  # the matrix: exps below which one thread is faster (measured)
 KEEP_BYTES = 8 << 20  # buffers up to this size are kept between calls (page faults cost here)
+CENTRE_ROWS = 8  # c is the mean of this many rows of X and of Y at most
 
 _kept = threading.local()
 
@@ -93,6 +94,14 @@ def tile_cols(d, itemsize):
     return C
 
 
+def check_norms(zz, dtype, name):
+    """A NaN or Inf reaches its row's centred norm (in c, every row's), so their sum: one scalar
+    to look at (on CuPy, one wait for the device)."""
+    if not bool(_backend.xp_of(zz).isfinite(zz.sum())):
+        raise ValueError(f"{name}: X and Y must be finite; found NaN or Inf (or values whose squares "
+                         f"overflow {dtype})")
+
+
 class Tiles:
     """X and Y centred, their row norms, the tile sizes and the fused pass for one call."""
 
@@ -109,16 +118,15 @@ class Tiles:
             self.c, zz = centre(X, Y, Z)
             self.Xc, self.Yc = Z[:n], Z[n:]
         else:
-            self.c = (X.sum(axis=0) + Y.sum(axis=0)) * X.dtype.type(1 / (n + m))  # any common point will do
+            a, b = X[:CENTRE_ROWS], Y[:CENTRE_ROWS]  # the same c as centre() takes
+            self.c, _ = centre(a, b, self.buffer("Z", (len(a) + len(b), d)))
             self.Xc = self.Yc = None
             zz = xp.concatenate([xp.einsum("ij,ij->i", r, r) for r in
                                  (self.rows(w, lo, hi, "norms") for w, size in (("X", n), ("Y", m))
                                   for lo, hi in spans(size, self.C))])
         self.xx, self.yy = zz[:n], zz[n:]
-        # a NaN or Inf anywhere reaches c, so every norm, so their sum: one scalar to look at
-        if check_finite and not bool(xp.isfinite(zz.sum())):
-            raise ValueError(f"{name}: X and Y must be finite; found NaN or Inf (or values whose squares "
-                             f"overflow {X.dtype})")
+        if check_finite:
+            check_norms(zz, X.dtype, name)
 
     def rows(self, which, lo, hi, slot):
         """Rows lo:hi of X or Y, centred (a view of the kept copy, or centred into a buffer)."""
@@ -249,19 +257,23 @@ def mmd2_exact(T, unbiased):
     return xp.asarray(value, dtype=np.float64), dX
 
 
-def kernel_matrix(T):
-    """K (n, m) itself: one matmul with BLAS's own threads, then the fused pass in place, over
-    blocks of rows on the worker threads when the exps are worth splitting."""
-    n, m = len(T.X), len(T.Y)
-    K = T.xp.empty((n, m), T.dtype)
-    T.xp.matmul(T.rows("X", 0, n, "all_rows"), T.rows("Y", 0, m, "all_cols").T, out=K)
+def kernel_matrix(X, Y, sigmas, fns, name):
+    """K (n, m) itself: the rows centred once (no tiles: the matrix is the output), one matmul
+    with BLAS's own threads, then the fused pass in place, over blocks of rows on the worker
+    threads when the exps are worth splitting."""
+    xp, (fused, centre) = _backend.xp_of(X, Y), fns
+    n, m = len(X), len(Y)
+    Z = _buffer(xp, "Z", (n + m, X.shape[1]), X.dtype)
+    _, zz = centre(X, Y, Z)
+    check_norms(zz, X.dtype, name)
+    K = xp.empty((n, m), X.dtype)
+    xp.matmul(Z[:n], Z[n:].T, out=K)
 
     def task(span):
         lo, hi = span
-        T.fused(T.xx[lo:hi], T.yy, K[lo:hi], T.sigmas, None)
+        fused(zz[lo:hi], zz[n:], K[lo:hi], sigmas, None)
 
-    parallel = T.xp is np and workers() > 1 and n * m * len(T.sigmas) >= PARALLEL_MIN_EXPS
-    if parallel:
+    if xp is np and workers() > 1 and n * m * len(sigmas) >= PARALLEL_MIN_EXPS:
         list(_workers_pool().map(task, spans(n, -(-n // (4 * workers())))))
     else:
         task((0, n))

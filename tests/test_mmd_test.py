@@ -43,7 +43,10 @@ def test_many_permutations_go_in_several_passes(monkeypatch):
     X, Y = rng.standard_normal((20, 3)), rng.standard_normal((25, 3))
     whole = mmd_test(X, Y, permutations=30, seed=5)
     monkeypatch.setattr(two_sample, "WEIGHT_BYTES", 8 * 45 * 4)  # three labellings per pass
-    assert mmd_test(X, Y, permutations=30, seed=5) == whole
+    parts = mmd_test(X, Y, permutations=30, seed=5)
+    # the same labellings; each pass's K·U is a matmul of another width, which may round differently
+    assert parts.p_value == whole.p_value and parts.sigmas == whole.sigmas
+    assert parts.mmd2 == pytest.approx(whole.mmd2, rel=1e-12)
 
 
 @pytest.mark.parametrize("kwargs, match", [
