@@ -57,6 +57,9 @@ def parser():
                         f"({PLAIN['lr']:g} with --plain)")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1. Default: 0.5")
     p.add_argument("--nz", type=int, default=100, help="size of the latent vector z. Default: 100")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="the DCGAN's channel counts times this (0.5: G 128-64-32, D 32-64): the same layers, "
+                        "narrower. Default: 1 (256-128-64 and 64-128, as published)")
     p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and z (>= 0). Default: 0")
     p.add_argument("--out", type=Path,
                    help="the run's folder. A new run refuses a folder that holds another run (see --resume, "
@@ -114,7 +117,7 @@ def parse_args(argv=None):
         resumed_run = args.resume not in (None, "latest") and Path(args.resume).is_dir()
         args.out = Path(args.resume) if resumed_run else Path("runs/dry_run" if args.dry_run else "runs/mnist_gan")
     cli.check_numbers(p, args, at_least_1=("epochs", "batch_size", "nz", "keep", "n_samples"),
-                      at_least_0=("eval_every", "seed"), positive=("lr",))
+                      at_least_0=("eval_every", "seed"), positive=("lr", "width"))
     if not 0 <= args.beta1 < 1:
         p.error(f"expected 0 <= --beta1 < 1, got {args.beta1}")
     if args.nz > checkpoint.MAX_NZ:
@@ -162,7 +165,7 @@ def load_images(args):
 def build_trainer(args):
     """The GANTrainer the flags ask for: every option checked (one line naming the flag) before
     any data is loaded."""
-    G, D, networks = models.build_networks("dcgan", nz=args.nz, seed=args.seed, options=args.cures)
+    G, D, networks = models.build_networks("dcgan", nz=args.nz, seed=args.seed, width=args.width, options=args.cures)
     return GANTrainer(G, D, nz=args.nz, backend=args.backend, lr=args.lr, beta1=args.beta1, seed=args.seed,
                       feature_layer=args.feature_layer, networks=networks, out_dir=args.out, keep=args.keep,
                       n_samples=args.n_samples, eval_every=args.eval_every, overwrite=args.overwrite,

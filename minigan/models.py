@@ -7,27 +7,38 @@ from .layers.containers import Energy, Heads
 from .layers.tap import Tap
 
 
-def dcgan_generator(nz=100, *, seed=0, heads=1):
+def channels(count, width):
+    """The first layer's channel count in a DCGAN of the given width (1: as published; 0.5: half);
+    the later layers' follow from it, as in the published network."""
+    return max(1, round(count * width))
+
+
+def dcgan_generator(nz=100, *, seed=0, heads=1, width=1.0):
     """z (N, nz) -> image (N, 1, 28, 28) in [-1, 1]:  7x7x256 -> 14x14x128 -> 28x28x64 -> 28x28x1.
 
     Layers before a BatchNorm have no bias (BatchNorm's beta takes its place). Weights are
     drawn as in PyTorch's DCGAN example: N(0, 0.02), BatchNorm gamma ~ N(1, 0.02).
     heads > 1: MAD-GAN's generators, sharing every layer but the last convolution (Heads:
-    sample n comes from generator n mod heads).
+    sample n comes from generator n mod heads). width scales every channel count (0.5: 128 ->
+    64 -> 32): the same layers, narrower.
     """
     rng = init.as_generator(seed)
+    c1 = channels(256, width)
+    c2, c3 = max(1, c1 // 2), max(1, c1 // 4)  # so that the first layer's width says them all
     up = dict(stride=2, padding=2, output_padding=1, bias=False, rng=rng)
-    trunk = [Dense(nz, 7 * 7 * 256, bias=False, rng=rng), BatchNorm(7 * 7 * 256), LeakyReLU(0.2),
-             Reshape((256, 7, 7)),
-             ConvTranspose2D(256, 128, 5, **up), BatchNorm(128), LeakyReLU(0.2),
-             ConvTranspose2D(128, 64, 5, **up), BatchNorm(64), LeakyReLU(0.2)]
-    last = [ConvTranspose2D(64, 1, 5, padding=2, rng=rng) for _ in range(heads)]  # drawn after the trunk
+    trunk = [Dense(nz, 7 * 7 * c1, bias=False, rng=rng), BatchNorm(7 * 7 * c1), LeakyReLU(0.2),
+             Reshape((c1, 7, 7)),
+             ConvTranspose2D(c1, c2, 5, **up), BatchNorm(c2), LeakyReLU(0.2),
+             ConvTranspose2D(c2, c3, 5, **up), BatchNorm(c3), LeakyReLU(0.2)]
+    last = [ConvTranspose2D(c3, 1, 5, padding=2, rng=rng) for _ in range(heads)]  # drawn after the trunk
     G = Sequential(*trunk, last[0] if heads == 1 else Heads(*last), Tanh())
     return init.init_dcgan(G, rng)
 
 
-def dcgan_discriminator(*, seed=1, sn=False, diffaug=None, mbstd=0, mbdisc=0, pack=1, outputs=1, energy=False):
-    """image (N, 1, 28, 28) -> logit (N/pack, outputs):  28 -> 14x14x64 -> 7x7x128 -> outputs.
+def dcgan_discriminator(*, seed=1, sn=False, diffaug=None, mbstd=0, mbdisc=0, pack=1, outputs=1, energy=False,
+                        width=1.0):
+    """image (N, 1, 28, 28) -> logit (N/pack, outputs):  28 -> 14x14x64 -> 7x7x128 -> outputs
+    (channel counts times width).
 
     The cures that are layers of D, each optional: DiffAugment(diffaug) and Pack(pack) first;
     sn: every Conv2D and Dense wrapped in SpectralNorm and the BatchNorm dropped (SN-DCGAN);
@@ -41,13 +52,15 @@ def dcgan_discriminator(*, seed=1, sn=False, diffaug=None, mbstd=0, mbdisc=0, pa
     wrap = (lambda layer: SpectralNorm(layer, rng=rng)) if sn else (lambda layer: layer)
     layers = [DiffAugment(diffaug, rng=int(rng.integers(2 ** 63)))] if diffaug else []  # its own generator
     layers += [Pack(pack)] if pack > 1 else []
-    layers += [Conv2D(pack, 64, 5, stride=2, padding=2, rng=rng), LeakyReLU(0.2),
-               Conv2D(64, 128, 5, stride=2, padding=2, bias=sn, rng=rng)]
-    layers += [] if sn else [BatchNorm(128)]
+    c1 = channels(64, width)
+    c2 = 2 * c1
+    layers += [Conv2D(pack, c1, 5, stride=2, padding=2, rng=rng), LeakyReLU(0.2),
+               Conv2D(c1, c2, 5, stride=2, padding=2, bias=sn, rng=rng)]
+    layers += [] if sn else [BatchNorm(c2)]
     layers += [LeakyReLU(0.2)] + ([MinibatchStdDev(mbstd)] if mbstd else []) + [Flatten()]
-    width = (128 + (1 if mbstd else 0)) * 7 * 7
-    layers += [MinibatchDiscrimination(width, mbdisc, 5, rng=rng)] if mbdisc else []
-    layers.append(Dense(width + mbdisc, outputs, rng=rng))
+    features = (c2 + (1 if mbstd else 0)) * 7 * 7
+    layers += [MinibatchDiscrimination(features, mbdisc, 5, rng=rng)] if mbdisc else []
+    layers.append(Dense(features + mbdisc, outputs, rng=rng))
     init.init_dcgan(Sequential(*layers), rng)
     return Sequential(*[wrap(layer) if isinstance(layer, (Conv2D, Dense)) else layer for layer in layers])
 
@@ -133,13 +146,15 @@ def ebgan_discriminator(*, code_size=32, seed=1):
     return Energy(conv_autoencoder(code_size, seed=seed, out="tanh"))
 
 
-def dcgan_encoder(nz=100, *, seed=2):
+def dcgan_encoder(nz=100, *, seed=2, width=1.0):
     """image (N, 1, 28, 28) -> code (N, nz): D's trunk (two strided convolutions) and a Dense to
     nz: MRGAN's encoder E."""
     rng = init.as_generator(seed)
-    E = Sequential(Conv2D(1, 64, 5, stride=2, padding=2, rng=rng), LeakyReLU(0.2),
-                   Conv2D(64, 128, 5, stride=2, padding=2, bias=False, rng=rng), BatchNorm(128), LeakyReLU(0.2),
-                   Flatten(), Dense(128 * 7 * 7, nz, rng=rng))
+    c1 = channels(64, width)
+    c2 = 2 * c1
+    E = Sequential(Conv2D(1, c1, 5, stride=2, padding=2, rng=rng), LeakyReLU(0.2),
+                   Conv2D(c1, c2, 5, stride=2, padding=2, bias=False, rng=rng), BatchNorm(c2), LeakyReLU(0.2),
+                   Flatten(), Dense(c2 * 7 * 7, nz, rng=rng))
     return init.init_dcgan(E, rng)
 
 
@@ -153,29 +168,31 @@ def mlp_encoder(in_features=2, nz=2, *, hidden=128, depth=3, seed=2):
     return Sequential(*layers, Dense(width, nz, rng=rng))
 
 
-def build_networks(kind, *, nz, seed=0, hidden=128, options=None):
+def build_networks(kind, *, nz, seed=0, hidden=128, width=1.0, options=None):
     """(G, D, {name: network}) for a GAN with the cures `options` switch on (GANTrainer's
-    keywords): the DCGAN on 28x28 images (kind="dcgan", G seeded with `seed`, D with seed + 1)
-    or the MLP GAN on 2-D points (kind="mlp", `hidden` units, D seeded with seed + 1000). Each
-    cure adds its keyword arguments to the builders (minigan.cures.network_options)."""
+    keywords): the DCGAN on 28x28 images (kind="dcgan", its channel counts times `width`, G
+    seeded with `seed`, D with seed + 1) or the MLP GAN on 2-D points (kind="mlp", `hidden`
+    units, D seeded with seed + 1000). Each cure adds its keyword arguments to the builders
+    (minigan.cures.network_options)."""
     from .cures import network_options, resolve
 
     g_kw, d_kw, extra = network_options(resolve(options or {}))
     if kind == "dcgan":
-        G, D = dcgan_generator(nz, seed=seed, **g_kw), dcgan_discriminator(seed=seed + 1, **d_kw)
+        G = dcgan_generator(nz, seed=seed, width=width, **g_kw)
+        D = dcgan_discriminator(seed=seed + 1, width=width, **d_kw)
     elif kind == "mlp":
         G = mlp_generator(nz, 2, hidden=hidden, depth=3, seed=seed, **g_kw)
         D = mlp_discriminator(2, hidden=hidden, depth=3, seed=seed + 1000, **d_kw)
     else:
         raise ValueError(f"build_networks: expected kind 'dcgan' or 'mlp', got {kind!r}")
-    return G, D, {name: NETWORKS[name](kind, nz=nz, seed=seed + 2, hidden=hidden) for name in extra}
+    return G, D, {name: NETWORKS[name](kind, nz=nz, seed=seed + 2, hidden=hidden, width=width) for name in extra}
 
 
-NETWORKS = {  # name -> builder(kind, nz=, seed=, hidden=) of the networks cures add
-    "E": lambda kind, nz, seed, hidden: (dcgan_encoder(nz, seed=seed) if kind == "dcgan"
-                                         else mlp_encoder(2, nz, hidden=hidden, seed=seed)),
-    "D2": lambda kind, nz, seed, hidden: (dcgan_discriminator(seed=seed + 1) if kind == "dcgan"
-                                          else mlp_discriminator(2, hidden=hidden, seed=seed + 1)),
+NETWORKS = {  # name -> builder(kind, nz=, seed=, hidden=, width=) of the networks cures add
+    "E": lambda kind, nz, seed, hidden, width: (dcgan_encoder(nz, seed=seed, width=width) if kind == "dcgan"
+                                                else mlp_encoder(2, nz, hidden=hidden, seed=seed)),
+    "D2": lambda kind, nz, seed, hidden, width: (dcgan_discriminator(seed=seed + 1, width=width) if kind == "dcgan"
+                                                 else mlp_discriminator(2, hidden=hidden, seed=seed + 1)),
 }
 
 
@@ -189,7 +206,9 @@ def load_generator(path, *, ema=True):
     which = "G_ema" if ema and any(k.startswith("G_ema/") for k in arrays) else "G"
     state = checkpoint.subset(arrays, which)
     state.pop("t", None)  # the EMA's update count
-    G = dcgan_generator(meta["config"]["nz"], heads=meta["config"].get("madgan") or 1)
+    W = state.get("0.W")  # Dense(nz, 7·7·c1): c1 = 256 · width names every channel count
+    width = W.shape[1] // (7 * 7) / 256 if getattr(W, "ndim", 0) == 2 else 1.0
+    G = dcgan_generator(meta["config"]["nz"], heads=meta["config"].get("madgan") or 1, width=width)
     try:
         G.load_state_dict(state)
     except ValueError as e:

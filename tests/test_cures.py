@@ -332,7 +332,8 @@ ALONE = [dict(loss="hinge"), dict(loss="ls"), dict(loss="wgan", sn=True), dict(s
          dict(lecam=0.3), dict(feature_matching=1.0), dict(mmd_weight=1.0), dict(mmd_weight=1.0, mmd_space="features"),
          dict(d_mmd_weight=0.1), dict(unroll=2), dict(unroll=1, unroll_order=2), dict(d_steps=2, lr_d=4e-4, lr_g=1e-4),
          dict(gp="r1"), dict(gp="r2", gp_every=4), dict(loss="wgan", gp="wgan-gp"), dict(gp="dragan"), dict(madgan=3),
-         dict(madgan=2, madgan_sim=0.5), dict(ebgan=True), dict(mrgan=0.2), dict(mrgan=0.2, mrgan_diffusion=True)]
+         dict(madgan=2, madgan_sim=0.5), dict(ebgan=True), dict(mrgan=0.2), dict(mrgan=0.2, mrgan_diffusion=True),
+         dict(lr_decay=2)]
 ALL = dict(loss="hinge", ema=0.999, lecam=0.3, feature_matching=1.0, mmd_weight=1.0, mmd_space="features",
            d_mmd_weight=0.1, unroll=2, d_steps=2, lr_d=4e-4, sn=True, diffaug="translation,cutout", mbstd=4, mbdisc=5,
            pack=2)

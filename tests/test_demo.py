@@ -153,3 +153,23 @@ def test_the_default_is_the_readme_stack_and_plain_is_the_published_dcgan(tmp_pa
     # cure flags given with --plain still apply
     mixed = demo.build_trainer(demo.parse_args(["--plain", "--ema", "--out", str(tmp_path / "m")])).config
     assert mixed["ema"] == 0.999 and mixed["lr"] == 2e-4
+
+
+def test_width_narrows_every_layer_and_checkpoints_remember_it(tmp_path):
+    out = tmp_path / "half"
+    r = run("--dry-run", "--width", "0.5", "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (ckpt,) = (out / "checkpoints").glob("ckpt-*.npz")
+    arrays, _ = checkpoint.load(ckpt)
+    shapes = {k: arrays[k].shape for k in ("G/0.W", "G/4.W", "G/7.W", "G/10.W", "D/0.W", "D/2.W", "D/6.W")}
+    assert shapes == {"G/0.W": (100, 7 * 7 * 128), "G/4.W": (128, 64, 5, 5), "G/7.W": (64, 32, 5, 5),
+                      "G/10.W": (32, 1, 5, 5), "D/0.W": (32, 1, 5, 5), "D/2.W": (64, 32, 5, 5),
+                      "D/6.W": (7 * 7 * 64, 1)}, shapes
+    # --sample rebuilds the narrow generator from the checkpoint alone
+    r = run("--sample", str(ckpt), "--out", str(tmp_path / "s"), "--n-samples", "4", cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "s" / "sample.png").read_bytes()[:8] == PNG, r.stderr
+    # a resume at another width is refused, naming the first layer that differs
+    r = run("--dry-run", "--resume", "--out", str(out), "--epochs", "2", cwd=tmp_path)
+    assert r.returncode == 2 and "its network G differs from this run's at layer 0: saved Dense(100, 6272" in r.stderr
+    r = run("--dry-run", "--width", "0", "--out", str(tmp_path / "z"), cwd=tmp_path)
+    assert r.returncode == 2 and "expected --width > 0 (finite), got 0.0" in r.stderr

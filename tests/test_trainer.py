@@ -61,14 +61,14 @@ def test_discriminator_learns_to_separate_an_easy_case():
     assert h[0]["step"] == 4 and t.step == 8 * 8
 
 
-@pytest.mark.parametrize("mmd_weight", [0.0, 1.0])
-def test_resume_at_an_epoch_end_is_bit_identical(tmp_path, mmd_weight):
+@pytest.mark.parametrize("options", [{}, dict(mmd_weight=1.0), dict(lr_decay=20)], ids=["plain", "mmd", "lr-decay"])
+def test_resume_at_an_epoch_end_is_bit_identical(tmp_path, options):
     data = ring()
-    whole = make(tmp_path / "a", mmd_weight=mmd_weight)
+    whole = make(tmp_path / "a", **options)
     whole.fit(data, epochs=3, batch_size=32)
-    first = make(tmp_path / "b", mmd_weight=mmd_weight)
+    first = make(tmp_path / "b", **options)
     first.fit(data, epochs=1, batch_size=32)
-    resumed = make(tmp_path / "b", mmd_weight=mmd_weight)
+    resumed = make(tmp_path / "b", **options)
     resumed.restore(latest_checkpoint(tmp_path / "b"))
     resumed.fit(data, epochs=3, batch_size=32)
     (a, meta_a), (b, meta_b) = everything(whole), everything(resumed)
@@ -166,3 +166,16 @@ def test_bad_batch_size_is_rejected_before_training():
     with pytest.raises(ValueError, match=r"expected 1 <= batch_size <= 256 .* got 300"):
         t.fit(ring(), epochs=1, batch_size=300)
     assert t.step == 0
+
+
+def test_lr_decay_holds_the_rate_for_half_the_steps_then_takes_it_to_zero():
+    """N = 8 steps: rates 1, 1, 1, 1 (t = 0 … 3 steps done), then 2(N − t)/N = 1, 0.75, 0.5, 0.25,
+    then 0 — for G and D alike (TTUR's own rates scaled the same)."""
+    t = make(lr=1e-3, lr_d=4e-3, lr_decay=8)
+    rates = []
+    t.callbacks.append(type("Rates", (), {"step_context": lambda self, tr: rates.append(
+        (tr.model.opt["G"].lr, tr.model.opt["D"].lr))})())
+    t.fit(ring(), steps=10, batch_size=32)
+    expected = [min(1, max(0, 2 * (8 - k) / 8)) for k in range(10)]
+    np.testing.assert_allclose(rates, [(1e-3 * f, 4e-3 * f) for f in expected], rtol=1e-12)
+    assert rates[-1] == (0.0, 0.0) and rates[5] == pytest.approx((0.75e-3, 3e-3))

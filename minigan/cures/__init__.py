@@ -17,6 +17,7 @@ from .ema import EMA
 from .feature_matching import FeatureMatching
 from .lecam import LeCam
 from .loss import Loss
+from .lr_decay import LRDecay
 from .madgan import MADGAN
 from .mbdisc import MinibatchDiscrimination
 from .mbstd import MinibatchStdDev
@@ -36,7 +37,7 @@ __all__ = ["CURES", "BadOption", "Cure", "Option", "options", "resolve", "build"
            "from_args"]
 
 CURES = [Loss, TTUR, SpectralNorm, DiffAugment, Pack, MinibatchStdDev, MinibatchDiscrimination, EMA, LeCam,
-         FeatureMatching, MMD, DiscriminatorMMD, Unroll, MADGAN, MRGAN, EBGAN, GradientPenalty]
+         FeatureMatching, MMD, DiscriminatorMMD, Unroll, MADGAN, MRGAN, EBGAN, GradientPenalty, LRDecay]
 
 
 def options():
