@@ -32,7 +32,7 @@ def test_dry_run_end_to_end(tmp_path):
     (ckpt,) = (out / "checkpoints").glob("ckpt-*.npz")
     arrays, meta = checkpoint.load(ckpt)
     assert meta["step"] == 3 and meta["epoch"] == 1 and meta["config"]["nz"] == 100
-    assert arrays["G/0.W"].shape == (100, 7 * 7 * 256) and np.isfinite(arrays["D/6.W"]).all()
+    assert arrays["G/0.W"].shape == (100, 7 * 7 * 128) and np.isfinite(arrays["D/6.W"]).all()  # half width
 
     r = run("--dry-run", "--out", str(out), "--resume", "--epochs", "3", "--eval-every", "2", cwd=tmp_path)
     assert r.returncode == 0 and "resumed from" in r.stdout and "epoch 3/3" in r.stderr, r.stderr
@@ -113,7 +113,7 @@ def test_trace_prints_the_first_step(tmp_path):
     r = run("--dry-run", "--trace", "--out", str(tmp_path / "o"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = [line for line in r.stdout.splitlines() if line.startswith(("forward", "backward"))]
-    assert lines[0].startswith("forward  G.0 Dense") and "(8, 12544)" in lines[0]
+    assert lines[0].startswith("forward  G.0 Dense") and "(8, 6272)" in lines[0]  # half width
     assert any(line.startswith("backward G.0 Dense") and "|dW|" in line for line in lines)
     assert len(lines) == 12 + 3 * 7 * 2 + 12  # G forward, D 3x forward and backward, G backward
 
@@ -134,10 +134,9 @@ def test_the_default_is_the_readme_stack_and_plain_is_the_published_dcgan(tmp_pa
     assert f"`{demo.flags_text(demo.DEFAULT_STACK)}`" in readme  # the README names the default flags
     images = np.random.default_rng(0).uniform(-1, 1, (16, 1, 28, 28)).astype(np.float32)
 
-    default = demo.build_trainer(demo.parse_args(["--out", str(tmp_path / "d")])).config
-    expected = dict(demo.DEFAULT_STACK)
-    lr = expected.pop("lr")
-    assert default["lr"] == lr and {k: default[k] for k in expected} == expected
+    default = demo.build_trainer(demo.parse_args(["--out", str(tmp_path / "d")]))
+    assert default.config["lr"] == demo.DEFAULT_STACK["lr"] and default.config["ema"] == demo.DEFAULT_STACK["ema"]
+    assert default.G.layers[0].W.shape == (100, 7 * 7 * round(256 * demo.DEFAULT_STACK["width"]))
 
     # --plain: the trainer, and 2 steps of it, equal a GANTrainer built with the DCGAN's published settings
     plain = demo.build_trainer(demo.parse_args(["--plain", "--out", str(tmp_path / "p")]))
@@ -169,7 +168,7 @@ def test_width_narrows_every_layer_and_checkpoints_remember_it(tmp_path):
     r = run("--sample", str(ckpt), "--out", str(tmp_path / "s"), "--n-samples", "4", cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path / "s" / "sample.png").read_bytes()[:8] == PNG, r.stderr
     # a resume at another width is refused, naming the first layer that differs
-    r = run("--dry-run", "--resume", "--out", str(out), "--epochs", "2", cwd=tmp_path)
+    r = run("--dry-run", "--resume", "--out", str(out), "--epochs", "2", "--width", "1", cwd=tmp_path)
     assert r.returncode == 2 and "its network G differs from this run's at layer 0: saved Dense(100, 6272" in r.stderr
     r = run("--dry-run", "--width", "0", "--out", str(tmp_path / "z"), cwd=tmp_path)
     assert r.returncode == 2 and "expected --width > 0 (finite), got 0.0" in r.stderr

@@ -150,9 +150,9 @@ def test_a_stopped_benchmark_run_is_not_recorded(tmp_path):
 def test_frontier_quick(tmp_path):
     """Two recipes for one second of training each: points at each quarter of the budget (the clock
     stops at the first step past it), the table, the plot and the grid."""
-    out = run("frontier.py", "--quick", "--recipes", "default", "half", "--out", str(tmp_path), cwd=tmp_path)
+    out = run("frontier.py", "--quick", "--recipes", "full", "half", "--out", str(tmp_path), cwd=tmp_path)
     assert "wrote" in out
-    for recipe in ("default", "half"):
+    for recipe in ("full", "half"):
         points = json.loads((tmp_path / recipe / "seed0.json").read_text())["points"]
         assert len(points) == 4
         for k, p in enumerate(points, 1):
@@ -160,7 +160,7 @@ def test_frontier_quick(tmp_path):
         assert [p["steps"] for p in points] == sorted(p["steps"] for p in points) and points[0]["steps"] >= 1
         assert (tmp_path / recipe / "grid.png").read_bytes()[:8] == PNG
     table = (tmp_path / "table.md").read_text()
-    assert [line.split("|")[1].strip() for line in table.splitlines()[4:]] == ["default", "half"], table
+    assert [line.split("|")[1].strip() for line in table.splitlines()[4:]] == ["full", "half"], table
     assert "`--width 0.5`" in table and (tmp_path / "frontier.png").read_bytes()[:8] == PNG
     again = run("frontier.py", "--quick", "--recipes", "half", "--out", str(tmp_path), cwd=tmp_path)
     assert "half seed 0: kept from" in again
