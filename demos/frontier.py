@@ -158,7 +158,7 @@ def report(out, seconds):
         minutes = np.mean([[p["minutes"] for p in r["points"]] for r in runs], axis=0)
         ax.plot(minutes, np.mean([[p["fid"] for p in r["points"]] for r in runs], axis=0), "o-",
                 label=f"{name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
-    ax.set(xlabel="training minutes", ylabel="FID (minigan's classifier, 10,000 samples)", yscale="log",
+    ax.set(xlabel="training minutes", ylabel="FID (minigan's classifier, 10,000 samples)",
            title="Recipes at a fixed wall-clock budget")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
