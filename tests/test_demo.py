@@ -136,7 +136,7 @@ def test_the_default_is_the_readme_stack_and_plain_is_the_published_dcgan(tmp_pa
 
     default = demo.build_trainer(demo.parse_args(["--out", str(tmp_path / "d")]))
     assert default.config["lr"] == demo.DEFAULT_STACK["lr"] and default.config["ema"] == demo.DEFAULT_STACK["ema"]
-    assert default.G.layers[0].W.shape == (100, 7 * 7 * round(256 * demo.DEFAULT_STACK["width"]))
+    assert default.G.layers[0].params["W"].shape == (100, 7 * 7 * round(256 * demo.DEFAULT_STACK["width"]))
 
     # --plain: the trainer, and 2 steps of it, equal a GANTrainer built with the DCGAN's published settings
     plain = demo.build_trainer(demo.parse_args(["--plain", "--out", str(tmp_path / "p")]))

@@ -347,9 +347,9 @@ def test_a_read_only_file_system_is_one_line(tmp_path, mounts):
 
 def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, mounts):
     small = tmp_path / "small"
-    _tmpfs(small, "size=40m")  # room for one 30 MB checkpoint, not for the next beside it
+    _tmpfs(small, "size=40m")  # room for one 30 MB checkpoint (full width), not for the next beside it
     mounts.append(small)
-    r = demo("mnist_gan.py", "--dry-run", "--out", small / "run", "--epochs", "3")
+    r = demo("mnist_gan.py", "--dry-run", "--width", "1", "--out", small / "run", "--epochs", "3")
     one_line_error(r, "cannot write", "No space left on device")
     (good,) = checkpoint.listed(small / "run" / "checkpoints")
     checkpoint.load_run(good)
