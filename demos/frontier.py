@@ -151,7 +151,7 @@ def report(out, seconds):
             continue
         last = [r["points"][-1] for r in runs]
         col = lambda k: mean_sd([p[k] for p in last])  # noqa: E731
-        ms = np.mean([r["seconds"] * 1e3 / p["steps"] for r, p in zip(runs, last)])
+        ms = np.mean([p["minutes"] * 6e4 / p["steps"] for p in last])
         rows.append(f"| {name} | `{flags or '(default)'}` | {len(runs)} | {col('steps')} | {ms:.0f} | {col('fid')} | "
                     f"{col('fid_shift')} | {col('inception_score')} | {col('kl_to_uniform')} | "
                     f"{col('classes_present')} |")

