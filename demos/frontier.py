@@ -32,8 +32,7 @@ import mnist_gan  # noqa: E402
 from common import machine  # noqa: E402
 from cures import arm_folder, kept, mean_sd, pick, write_table  # noqa: E402
 
-from minigan import cli, data, metrics, models, viz  # noqa: E402
-from minigan.trainer import GANTrainer  # noqa: E402
+from minigan import cli, data, metrics, viz  # noqa: E402
 
 RECIPES = {  # name -> demos/mnist_gan.py flags, the width spelled out (the default took its width from here)
     "plain": "--plain",
@@ -71,10 +70,11 @@ class Budget:
 def run(flags, seed, seconds, images, test, n_eval, z_grid):
     """[{minutes, steps, scores...} at each quarter of `seconds`], and the last grid."""
     args = mnist_gan.parse_args(shlex.split(flags) + ["--seed", str(seed)])
-    G, D, networks = models.build_networks("dcgan", nz=args.nz, seed=seed, width=args.width, options=args.cures)
+    args.out = None  # the trainer the demo builds for these flags, writing nothing: scored here
+    t = mnist_gan.build_trainer(args)
     budget = Budget()
-    t = GANTrainer(G, D, nz=args.nz, lr=args.lr, beta1=args.beta1, seed=seed, networks=networks,
-                   log=lambda *a: None, callbacks=[budget], **args.cures)
+    t.callbacks.append(budget)
+    t.log = lambda *a: None
     batch = min(args.batch_size, len(images))
     z = np.random.default_rng([seed, 9]).standard_normal((n_eval, args.nz)).astype(np.float32)
     points = []
