@@ -58,11 +58,10 @@ def im2col(x, kernel_size, stride, padding, col):
     return col
 
 
-def col2im(col, x_shape, stride, padding):
-    """col: (C, k, k, N, Ho, Wo) CuPy -> x: x_shape = (N, C, H, W), C-contiguous."""
+def col2im(col, stride, padding, x):
+    """col: (C, k, k, N, Ho, Wo) CuPy -> x: (N, C, H, W), C-contiguous, written in place and returned."""
     xp = xp_of(col)
     C, k, _, N, Ho, Wo = col.shape
-    H, W = x_shape[2], x_shape[3]
-    x = xp.empty(x_shape, dtype=col.dtype)
+    H, W = x.shape[2], x.shape[3]
     _kernels(xp)[1](xp.ascontiguousarray(col), C, H, W, N, Ho, Wo, k, stride, padding, x)
     return x

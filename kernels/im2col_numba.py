@@ -94,7 +94,7 @@ def im2col(x, kernel_size, stride, padding, col):
     return _im2col(np.ascontiguousarray(x), kernel_size, stride, padding, col)
 
 
-def col2im(col, x_shape, stride, padding):
-    """col: (C, k, k, N, Ho, Wo) NumPy -> x: x_shape = (N, C, H, W), C-contiguous."""
+def col2im(col, stride, padding, x):
+    """col: (C, k, k, N, Ho, Wo) NumPy -> x: (N, C, H, W), C-contiguous, written in place and returned."""
     _, _col2im = _loops(stride, col.shape[5])
-    return _col2im(np.ascontiguousarray(col), stride, padding, np.empty(x_shape, dtype=col.dtype))
+    return _col2im(np.ascontiguousarray(col), stride, padding, x)

@@ -2,6 +2,7 @@
 and the reference switch."""
 import contextlib
 import inspect
+import math
 import os
 
 import numpy as np
@@ -139,10 +140,11 @@ class Layer:
         xp = backend.xp_of(like)
         if in_reference_mode():
             return xp.empty(shape, like.dtype)
-        a = self._scratch.get(name)
-        if a is None or a.shape != tuple(shape) or a.dtype != like.dtype or type(a) is not type(like):
-            a = self._scratch[name] = xp.empty(shape, like.dtype)
-        return a
+        size = math.prod(shape)
+        a = self._scratch.get(name)  # flat, so that a smaller request (a batch's last span) reuses it
+        if a is None or a.size < size or a.dtype != like.dtype or type(a) is not type(like):
+            a = self._scratch[name] = xp.empty(size, like.dtype)
+        return a[:size].reshape(shape)
 
     def leaves(self):
         """The layers that do the work: this one (a Sequential yields its layers', nested ones too)."""

@@ -9,6 +9,12 @@ get the same values from one compiled pass: minigan.kernels.im2col_numba on NumP
 runs a strided slice copy as many short row loops), minigan.kernels.im2col_cupy on CuPy (one
 kernel launch instead of k*k).
 
+Batch chunks: on NumPy's fast path a layer runs its batch in spans of a few samples
+(batch_spans), each span's column buffer within CHUNK_BYTES, so that the matmul writes it and
+col2im (or the next matmul) reads it back while it is still in the CPU's cache, and the kept
+buffer is a few MB instead of up to 80 MB (the DCGAN's ConvTranspose2D(128, 64) at batch 64).
+On CuPy and in reference mode the whole batch is one span: the same loop, run once.
+
 Weight layouts: Conv2D's W is (out_ch, in_ch, k, k); ConvTranspose2D's is (in_ch, out_ch, k, k)
 (PyTorch's), so the W of a Conv2D is the W of its adjoint ConvTranspose2D.
 """
@@ -63,19 +69,26 @@ def im2col_sliced(x, k, s, p, col):
     return col
 
 
-def col2im(col, x_shape, stride, padding):
+def col2im(col, x_shape, stride, padding, out=None):
     """The adjoint of im2col: x[n, c, i+s*ho-p, j+s*wo-p] += col[c, i, j, n, ho, wo].
 
-    col: (C, k, k, N, Ho, Wo) -> x: x_shape = (N, C, H, W), C-contiguous.
+    col: (C, k, k, N, Ho, Wo) -> x: x_shape = (N, C, H, W), C-contiguous; written into `out`
+    (C-contiguous, that shape) when given.
     """
+    xp = xp_of(col)
+    if out is None:
+        out = xp.empty(x_shape, dtype=col.dtype)
+    elif tuple(out.shape) != tuple(x_shape) or out.dtype != col.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"col2im: expected out to be a C-contiguous array of shape {tuple(x_shape)} "
+                         f"and dtype {col.dtype}, got shape {out.shape}, dtype {out.dtype}")
     if in_reference_mode():
-        return col2im_sliced(col, x_shape, stride, padding)
-    if xp_of(col) is np:
-        return im2col_numba.col2im(col, x_shape, stride, padding)
-    return im2col_cupy.col2im(col, x_shape, stride, padding)
+        return col2im_sliced(col, x_shape, stride, padding, out)
+    if xp is np:
+        return im2col_numba.col2im(col, stride, padding, out)
+    return im2col_cupy.col2im(col, stride, padding, out)
 
 
-def col2im_sliced(col, x_shape, stride, padding):
+def col2im_sliced(col, x_shape, stride, padding, out=None):
     """col2im as `+=` on im2col's slices: the definition (the path in reference mode)."""
     xp = xp_of(col)
     C, k, _, N, Ho, Wo = col.shape
@@ -85,7 +98,38 @@ def col2im_sliced(col, x_shape, stride, padding):
     for i in range(k):
         for j in range(k):
             xt[:, :, i:i + s * Ho:s, j:j + s * Wo:s] += col[:, i, j]
-    return xp.ascontiguousarray(xt[:, :, p:p + H, p:p + W].transpose(1, 0, 2, 3))
+    x = xt[:, :, p:p + H, p:p + W].transpose(1, 0, 2, 3)
+    if out is None:
+        return xp.ascontiguousarray(x)
+    out[...] = x
+    return out
+
+
+CHUNK_BYTES = 4 << 20  # the most a span's column buffer holds on NumPy's fast path (4 MiB)
+
+
+def batch_spans(x, col_bytes_per_sample):
+    """The batch of x as (lo, hi) spans whose column buffers hold at most CHUNK_BYTES (at least
+    one sample each). One span, the whole batch, on CuPy (a launch per span would cost more than
+    a cache saves) and in reference mode (the code on the page)."""
+    N = x.shape[0]
+    if xp_of(x) is not np or in_reference_mode():
+        return [(0, N)]
+    n = max(1, CHUNK_BYTES // col_bytes_per_sample)
+    return [(lo, min(N, lo + n)) for lo in range(0, N, n)]
+
+
+def add_to(total, part):
+    """total + part, summed in place; the first part (total None) is the total."""
+    if total is None:
+        return part
+    total += part
+    return total
+
+
+def as_rows(a):
+    """(N, C, H, W) -> (C, N*H*W): the layout of one matmul over a span of the batch (a copy)."""
+    return a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1)
 
 
 class _ConvBase(Layer):
@@ -141,28 +185,43 @@ class Conv2D(_ConvBase):
     def forward(self, x, training=True):
         N, O, Ho, Wo = self.check_input(x)
         xp = xp_of(x)
-        k = self.kernel_size
-        col = im2col(x, k, self.stride, self.padding,
-                     out=self.scratch("col", (self.in_ch, k, k, N, Ho, Wo), like=x))
-        self.cache = (col, x.shape)
-        y = self.params["W"].reshape(O, -1) @ col.reshape(-1, N * Ho * Wo)  # (O, N*Ho*Wo)
-        y = xp.ascontiguousarray(y.reshape(O, N, Ho, Wo).transpose(1, 0, 2, 3))
+        W2 = self.params["W"].reshape(O, -1)  # (O, C*k*k)
+        y = xp.empty((N, O, Ho, Wo), x.dtype)
+        for lo, hi in batch_spans(x, W2.shape[1] * Ho * Wo * x.itemsize):
+            col = self.columns(x[lo:hi], Ho, Wo)  # (C*k*k, n*Ho*Wo)
+            y[lo:hi] = (W2 @ col).reshape(O, hi - lo, Ho, Wo).transpose(1, 0, 2, 3)
+        self.cache = x  # backward builds the columns again, a span at a time
         return self._add_bias(y)
 
+    def columns(self, x, Ho, Wo):
+        """im2col(x) as the matrix (C*k*k, N*Ho*Wo), in this layer's kept buffer."""
+        k, N = self.kernel_size, x.shape[0]
+        col = im2col(x, k, self.stride, self.padding,
+                     out=self.scratch("col", (self.in_ch, k, k, N, Ho, Wo), like=x))
+        return col.reshape(-1, N * Ho * Wo)
+
     def backward(self, dy, param_grads=True):
-        """With dy2 = dy as (O, N*Ho*Wo) and col as (C*k*k, N*Ho*Wo):
-        dW = dy2 colᵀ;  db[o] = Σ_{n,h,w} dy;  dx = col2im(Wᵀ dy2)."""
+        """With dy2 = dy as (O, N*Ho*Wo) and col = im2col(x) as (C*k*k, N*Ho*Wo):
+        dW = dy2 colᵀ;  db[o] = Σ_{n,h,w} dy;  dx = col2im(Wᵀ dy2).
+        Each span of the batch adds its part of dW (a sum over n)."""
         self.check_grad(dy)
-        col, x_shape = self.cache
+        x = self.cache
+        xp = xp_of(dy)
         W = self.params["W"]
-        O = W.shape[0]
-        dy2 = dy.transpose(1, 0, 2, 3).reshape(O, -1)
+        O, Ho, Wo = self.y_shape[1:]
+        W2 = W.reshape(O, -1)
+        dx, dW = xp.empty(x.shape, dy.dtype), None
+        for lo, hi in batch_spans(x, W2.shape[1] * Ho * Wo * x.itemsize):
+            dy2 = as_rows(dy[lo:hi])
+            if param_grads:
+                dW = add_to(dW, dy2 @ self.columns(x[lo:hi], Ho, Wo).T)
+            dcol = self.scratch("dcol", (self.in_ch, self.kernel_size, self.kernel_size, hi - lo, Ho, Wo), like=dy)
+            xp.matmul(W2.T, dy2, out=dcol.reshape(W2.shape[1], -1))
+            col2im(dcol, (hi - lo,) + x.shape[1:], self.stride, self.padding, out=dx[lo:hi])
         if param_grads:
-            self.grads["W"] = (dy2 @ col.reshape(-1, dy2.shape[1]).T).reshape(W.shape)
+            self.grads["W"] = dW.reshape(W.shape)
             self._bias_grad(dy)
-        dcol = self.scratch("dcol", col.shape, like=dy)
-        xp_of(dy).matmul(W.reshape(O, -1).T, dy2, out=dcol.reshape(-1, dy2.shape[1]))
-        return col2im(dcol, x_shape, self.stride, self.padding)
+        return dx
 
     def backward_backward(self, dy, g, param_grads=True):
         """The derivative of dx = col2im(Wᵀ dy2), given g = ∂P/∂dx (N, in_ch, H, W); with
@@ -174,8 +233,7 @@ class Conv2D(_ConvBase):
         W = self.params["W"]
         O = W.shape[0]
         N, _, Ho, Wo = self.y_shape
-        gcol = im2col(g, self.kernel_size, self.stride, self.padding).reshape(-1, N * Ho * Wo)  # a new array:
-        # the "col" scratch buffer still holds the forward's columns, which backward reads again
+        gcol = im2col(g, self.kernel_size, self.stride, self.padding).reshape(-1, N * Ho * Wo)  # a new array
         g_dy = (W.reshape(O, -1) @ gcol).reshape(O, N, Ho, Wo)
         if param_grads:
             dy2 = dy.transpose(1, 0, 2, 3).reshape(O, -1)
@@ -217,29 +275,42 @@ class ConvTranspose2D(_ConvBase):
         return (N, self.out_ch, Ho, Wo)
 
     def forward(self, x, training=True):
-        self.check_input(x)
-        N, Cin, H, W = x.shape
-        x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)  # (in_ch, N*H*W)
-        self.cache = (x2, x.shape)
+        N, O, Ho, Wo = self.check_input(x)
+        xp = xp_of(x)
+        _, Cin, H, W = x.shape
         k = self.kernel_size
-        col = self.scratch("col", (self.out_ch, k, k, N, H, W), like=x)
-        xp_of(x).matmul(self.params["W"].reshape(Cin, -1).T, x2, out=col.reshape(-1, x2.shape[1]))
-        return self._add_bias(col2im(col, self.y_shape, self.stride, self.padding))
+        W2 = self.params["W"].reshape(Cin, -1)  # (in_ch, out_ch*k*k)
+        y = xp.empty((N, O, Ho, Wo), x.dtype)
+        for lo, hi in batch_spans(x, W2.shape[1] * H * W * x.itemsize):
+            x2 = as_rows(x[lo:hi])  # (in_ch, n*H*W)
+            col = self.scratch("col", (O, k, k, hi - lo, H, W), like=x)
+            xp.matmul(W2.T, x2, out=col.reshape(-1, x2.shape[1]))
+            col2im(col, (hi - lo, O, Ho, Wo), self.stride, self.padding, out=y[lo:hi])
+        self.cache = x
+        return self._add_bias(y)
 
     def backward(self, dy, param_grads=True):
-        """With dcol = im2col(dy) as (out_ch*k*k, N*H*W):
-        dW = x2 dcolᵀ;  db[o] = Σ_{n,h,w} dy;  dx = W dcol, back to (N, in_ch, H, W)."""
+        """With x2 = x as (in_ch, N*H*W) and dcol = im2col(dy) as (out_ch*k*k, N*H*W):
+        dW = x2 dcolᵀ;  db[o] = Σ_{n,h,w} dy;  dx = W dcol, back to (N, in_ch, H, W).
+        Each span of the batch adds its part of dW (a sum over n)."""
         self.check_grad(dy)
-        x2, (N, Cin, H, Wd) = self.cache
+        x = self.cache
+        xp = xp_of(dy)
         W = self.params["W"]
+        _, Cin, H, Wd = x.shape
         k = self.kernel_size
-        dcol = self.scratch("col", (self.out_ch, k, k, N, H, Wd), like=dy)  # forward's buffer, free again
-        dcol = im2col(dy, k, self.stride, self.padding, out=dcol).reshape(-1, x2.shape[1])
+        W2 = W.reshape(Cin, -1)
+        dx, dW = xp.empty(x.shape, dy.dtype), None
+        for lo, hi in batch_spans(x, W2.shape[1] * H * Wd * x.itemsize):
+            dcol = self.scratch("col", (self.out_ch, k, k, hi - lo, H, Wd), like=dy)  # forward's buffer, free again
+            dcol = im2col(dy[lo:hi], k, self.stride, self.padding, out=dcol).reshape(W2.shape[1], -1)
+            if param_grads:
+                dW = add_to(dW, as_rows(x[lo:hi]) @ dcol.T)
+            dx[lo:hi] = (W2 @ dcol).reshape(Cin, hi - lo, H, Wd).transpose(1, 0, 2, 3)
         if param_grads:
-            self.grads["W"] = (x2 @ dcol.T).reshape(W.shape)
+            self.grads["W"] = dW.reshape(W.shape)
             self._bias_grad(dy)
-        dx = (W.reshape(Cin, -1) @ dcol).reshape(Cin, N, H, Wd)
-        return xp_of(dx).ascontiguousarray(dx.transpose(1, 0, 2, 3))
+        return dx
 
     def backward_backward(self, dy, g, param_grads=True):
         """The derivative of dx = W im2col(dy), given g = ∂P/∂dx (N, in_ch, H, W), g2 = g as
