@@ -24,9 +24,11 @@ that points at the other pair's machine code. Seen here: a later process then fa
 arrays (numba/numba#10128 is the same race for gufuncs). Two trainings started from one
 checkout are an ordinary thing to do; a few seconds of compiling is the price.
 
-Why one thread: these run between OpenBLAS matmuls, whose worker threads keep spinning for a
-while after each call; a parallel region then fights them for the cores and was slower than
-this serial loop in the DCGAN step (benchmarks/dcgan_step.py).
+Why no parallel loop inside: these run between OpenBLAS matmuls, whose worker threads keep
+spinning for a while after each call; a parallel region then fought them for the cores and was
+slower than this serial loop in the DCGAN step (benchmarks/dcgan_step.py). The convolutions
+instead run a span of the batch per worker thread, each span's matmuls with one BLAS thread
+and these loops without the GIL (minigan/layers/conv.py, minigan.kernels.threads).
 """
 import functools
 
@@ -42,7 +44,7 @@ def _compiled(fixed_s, fixed_Wo):
     """The im2col / col2im loops with the stride and the row length Wo compiled in, or, where
     fixed_s and fixed_Wo are 0, read at run time (from the argument s and from col's shape)."""
 
-    @numba.njit
+    @numba.njit(nogil=True)  # conv layers run them on worker threads (minigan.kernels.threads)
     def _im2col(x, k, s, p, col):
         s = fixed_s if fixed_s else s  # fixed_s, fixed_Wo are compile-time constants: no branch is left
         Wo = fixed_Wo if fixed_Wo else col.shape[5]
@@ -60,7 +62,7 @@ def _compiled(fixed_s, fixed_Wo):
                                 col[c, i, j, n, ho, wo] = x[n, c, h, w] if inside else 0
         return col
 
-    @numba.njit
+    @numba.njit(nogil=True)
     def _col2im(col, s, p, x):
         s = fixed_s if fixed_s else s
         Wo = fixed_Wo if fixed_Wo else col.shape[5]

@@ -23,15 +23,15 @@ and the numba pass without the GIL; results are combined in task order, so the a
 not depend on which thread ran what. Small problems run in the calling thread, with BLAS's own
 threads. On CuPy the same code runs with one worker: the device takes one tile after another.
 """
-import functools
 import math
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from minigan import backend as _backend
+
+from . import threads
+from .threads import workers
 
 TILE_BYTES = 48 << 20  # per worker
 MIN_COLS = 256  # columns per tile, at the least
@@ -42,12 +42,6 @@ KEEP_BYTES = 8 << 20  # buffers up to this size are kept between calls (page fau
 CENTRE_ROWS = 8  # c is the mean of this many rows of X and of Y at most
 
 _kept = threading.local()
-
-
-@functools.cache
-def workers():
-    """The cores this process may run on (read once)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _buffer(xp, name, shape, dtype):
@@ -61,28 +55,6 @@ def _buffer(xp, name, shape, dtype):
     if kept is None or kept.size < size:
         kept = store[key] = np.empty(size, dtype)
     return kept[:size].reshape(shape)
-
-
-@functools.cache
-def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS libraries (found once), or None where it is missing."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
-
-
-_pool = {}
-
-
-def _workers_pool():
-    """One pool of worker threads per process, made on first use (threads cost ~1 ms to start)."""
-    pid = os.getpid()  # a forked child gets its own
-    if pid not in _pool:
-        _pool.clear()
-        _pool[pid] = ThreadPoolExecutor(workers(), thread_name_prefix="minigan-kernels")
-    return _pool[pid]
 
 
 def tile_cols(d, itemsize):
@@ -167,11 +139,7 @@ class Tiles:
 
     def run(self, tasks, work):
         """[work(t) for t in tasks], on worker threads with one BLAS thread each when worth it."""
-        controller = _blas_controller() if self.parallel and len(tasks) > 1 else None
-        if controller is None:
-            return [work(t) for t in tasks]
-        with controller.limit(limits=1, user_api="blas"):  # process-wide while the call lasts
-            return list(_workers_pool().map(work, tasks))
+        return threads.run(work, tasks) if self.parallel else [work(t) for t in tasks]
 
 
 def spans(n, size):
@@ -274,7 +242,7 @@ def kernel_matrix(X, Y, sigmas, fns, name):
         fused(zz[lo:hi], zz[n:], K[lo:hi], sigmas, None)
 
     if xp is np and workers() > 1 and n * m * len(sigmas) >= PARALLEL_MIN_EXPS:
-        list(_workers_pool().map(task, spans(n, -(-n // (4 * workers())))))
+        list(threads.pool().map(task, spans(n, -(-n // (4 * workers())))))
     else:
         task((0, n))
     return K

@@ -8,7 +8,8 @@ from reference import conv2d_loops, conv_transpose2d_loops
 from minigan.kernels import im2col_numba
 from minigan.layers import Conv2D, ConvTranspose2D, col2im, im2col, reference_mode
 from minigan.layers import conv as conv_module
-from minigan.layers.conv import batch_spans, col2im_sliced, conv_output_size, im2col_sliced
+from minigan.kernels import threads
+from minigan.layers.conv import batch_shares, col2im_sliced, conv_output_size, im2col_sliced
 
 dims = dict(n=st.integers(1, 3), cin=st.integers(1, 4), cout=st.integers(1, 4), h=st.integers(1, 9),
             w=st.integers(1, 9), k=st.integers(1, 5), s=st.integers(1, 3), p=st.integers(0, 2),
@@ -64,13 +65,14 @@ def test_adjoint_identity(n, cin, cout, h, w, k, s, p, seed, op):
 
 
 @settings(max_examples=25)
-@given(n=st.integers(2, 7), per_span=st.integers(1, 3), transposed=st.booleans(), param_grads=st.booleans(),
-       cin=st.integers(1, 4), cout=st.integers(1, 4), h=st.integers(3, 8), s=st.integers(1, 2),
-       seed=st.integers(0, 2 ** 31 - 1))
-def test_a_batch_in_spans_gives_what_the_whole_batch_gives(n, per_span, transposed, param_grads,
-                                                           cin, cout, h, s, seed):
-    """NumPy's fast path runs a batch in spans of a few samples (CHUNK_BYTES), each span adding
-    its part of dW; reference mode runs it whole. Output, dx and every gradient agree (float64)."""
+@given(n=st.integers(2, 7), per_span=st.integers(1, 3), workers=st.integers(1, 3), transposed=st.booleans(),
+       param_grads=st.booleans(), cin=st.integers(1, 4), cout=st.integers(1, 4), h=st.integers(3, 8),
+       s=st.integers(1, 2), seed=st.integers(0, 2 ** 31 - 1))
+def test_a_batch_in_shares_and_spans_gives_what_the_whole_batch_gives(n, per_span, workers, transposed, param_grads,
+                                                                      cin, cout, h, s, seed):
+    """NumPy's fast path splits a batch into a share per worker thread and each share into spans
+    of a few samples (CHUNK_BYTES), summing dW over spans and shares; reference mode runs it
+    whole. Output, dx and every gradient agree (float64)."""
     rng = np.random.default_rng(seed)
     k, p = 3, 1
     if transposed:
@@ -82,14 +84,18 @@ def test_a_batch_in_spans_gives_what_the_whole_batch_gives(n, per_span, transpos
     x = rng.standard_normal((n, cin, h, h))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(conv_module, "CHUNK_BYTES", per_span * col_per_sample)
-        spans = batch_spans(x, col_per_sample)
-        assert [lo for lo, _ in spans] == list(range(0, n, per_span)) and spans[-1][1] == n
+        patch.setattr(threads, "workers", lambda: workers)
+        shares = batch_shares(x, col_per_sample)
+        spans = [span for share in shares for span in share]
+        assert len(shares) == min(workers, n) and all(shares)
+        assert [lo for lo, _ in spans] == [0] + [hi for _, hi in spans[:-1]] and spans[-1][1] == n
+        assert all(0 < hi - lo <= per_span for lo, hi in spans)
         y = layer.forward(x)
         dy = rng.standard_normal(y.shape)
         dx = layer.backward(dy, param_grads)
     grads = {key: g.copy() for key, g in layer.grads.items()}
     with reference_mode():
-        assert batch_spans(x, col_per_sample) == [(0, n)]
+        assert batch_shares(x, col_per_sample) == [[(0, n)]]
         np.testing.assert_allclose(layer.forward(x), y, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(layer.backward(dy, param_grads), dx, rtol=1e-12, atol=1e-12)
     for key, g in grads.items():

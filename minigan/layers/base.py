@@ -3,6 +3,7 @@ and the reference switch."""
 import contextlib
 import inspect
 import math
+import threading
 import os
 
 import numpy as np
@@ -136,14 +137,15 @@ class Layer:
         """A work array kept from call to call, its contents overwritten by each call. A fresh
         array of the DCGAN's column-buffer size (tens of MB) costs the kernel zeroing new pages on
         every step; reusing one does not. Never returned to the caller: outputs are fresh arrays.
+        Each thread gets its own (the convolutions run spans of the batch on worker threads).
         In reference mode every call gets a fresh array."""
         xp = backend.xp_of(like)
         if in_reference_mode():
             return xp.empty(shape, like.dtype)
-        size = math.prod(shape)
-        a = self._scratch.get(name)  # flat, so that a smaller request (a batch's last span) reuses it
+        size, key = math.prod(shape), (name, threading.get_ident())  # one per thread that asks
+        a = self._scratch.get(key)  # flat, so that a smaller request (a batch's last span) reuses it
         if a is None or a.size < size or a.dtype != like.dtype or type(a) is not type(like):
-            a = self._scratch[name] = xp.empty(size, like.dtype)
+            a = self._scratch[key] = xp.empty(size, like.dtype)
         return a[:size].reshape(shape)
 
     def leaves(self):

@@ -9,20 +9,25 @@ get the same values from one compiled pass: minigan.kernels.im2col_numba on NumP
 runs a strided slice copy as many short row loops), minigan.kernels.im2col_cupy on CuPy (one
 kernel launch instead of k*k).
 
-Batch chunks: on NumPy's fast path a layer runs its batch in spans of a few samples
-(batch_spans), each span's column buffer within CHUNK_BYTES, so that the matmul writes it and
-col2im (or the next matmul) reads it back while it is still in the CPU's cache, and the kept
-buffer is a few MB instead of up to 80 MB (the DCGAN's ConvTranspose2D(128, 64) at batch 64).
-On CuPy and in reference mode the whole batch is one span: the same loop, run once.
+Batch shares and spans: on NumPy's fast path the batch is split into one share per core
+(batch_shares), each run by a worker thread with one BLAS thread (minigan.kernels.threads),
+and each share runs in spans of a few samples whose column buffer fits CHUNK_BYTES, so that
+the matmul writes it and col2im (or the next matmul) reads it back while it is still in that
+core's cache. The kept buffers are a few MB instead of up to 80 MB (the DCGAN's
+ConvTranspose2D(128, 64) at batch 64). A weight gradient is summed over the spans of a share,
+then over the shares in order, so the result does not depend on which thread finished first.
+On CuPy and in reference mode the batch is one share of one span: the same code, run once.
 
 Weight layouts: Conv2D's W is (out_ch, in_ch, k, k); ConvTranspose2D's is (in_ch, out_ch, k, k)
 (PyTorch's), so the W of a Conv2D is the W of its adjoint ConvTranspose2D.
 """
+import functools
+
 import numpy as np
 
 from .. import init
 from ..backend import xp_of
-from ..kernels import im2col_cupy, im2col_numba
+from ..kernels import im2col_cupy, im2col_numba, threads
 from .base import Layer, check_positive, check_rank, feature_sum, in_reference_mode
 
 
@@ -108,15 +113,18 @@ def col2im_sliced(col, x_shape, stride, padding, out=None):
 CHUNK_BYTES = 4 << 20  # the most a span's column buffer holds on NumPy's fast path (4 MiB)
 
 
-def batch_spans(x, col_bytes_per_sample):
-    """The batch of x as (lo, hi) spans whose column buffers hold at most CHUNK_BYTES (at least
-    one sample each). One span, the whole batch, on CuPy (a launch per span would cost more than
-    a cache saves) and in reference mode (the code on the page)."""
+def batch_shares(x, col_bytes_per_sample):
+    """The batch of x split for the worker threads: one share per core (a block of samples),
+    each a list of (lo, hi) spans whose column buffers hold at most CHUNK_BYTES (one sample at
+    least). One share of one span, the whole batch, on CuPy (a launch per span would cost more
+    than a cache saves) and in reference mode (the code on the page)."""
     N = x.shape[0]
     if xp_of(x) is not np or in_reference_mode():
-        return [(0, N)]
-    n = max(1, CHUNK_BYTES // col_bytes_per_sample)
-    return [(lo, min(N, lo + n)) for lo in range(0, N, n)]
+        return [[(0, N)]]
+    per_span, W = max(1, CHUNK_BYTES // col_bytes_per_sample), min(threads.workers(), N)
+    edges = [N * w // W for w in range(W + 1)]
+    return [[(lo, min(hi, lo + per_span)) for lo in range(lo_share, hi, per_span)]
+            for lo_share, hi in zip(edges, edges[1:])]
 
 
 def add_to(total, part):
@@ -187,9 +195,12 @@ class Conv2D(_ConvBase):
         xp = xp_of(x)
         W2 = self.params["W"].reshape(O, -1)  # (O, C*k*k)
         y = xp.empty((N, O, Ho, Wo), x.dtype)
-        for lo, hi in batch_spans(x, W2.shape[1] * Ho * Wo * x.itemsize):
-            col = self.columns(x[lo:hi], Ho, Wo)  # (C*k*k, n*Ho*Wo)
-            y[lo:hi] = (W2 @ col).reshape(O, hi - lo, Ho, Wo).transpose(1, 0, 2, 3)
+
+        def share(spans):
+            for lo, hi in spans:
+                col = self.columns(x[lo:hi], Ho, Wo)  # (C*k*k, n*Ho*Wo)
+                y[lo:hi] = (W2 @ col).reshape(O, hi - lo, Ho, Wo).transpose(1, 0, 2, 3)
+        threads.run(share, batch_shares(x, W2.shape[1] * Ho * Wo * x.itemsize))
         self.cache = x  # backward builds the columns again, a span at a time
         return self._add_bias(y)
 
@@ -210,16 +221,21 @@ class Conv2D(_ConvBase):
         W = self.params["W"]
         O, Ho, Wo = self.y_shape[1:]
         W2 = W.reshape(O, -1)
-        dx, dW = xp.empty(x.shape, dy.dtype), None
-        for lo, hi in batch_spans(x, W2.shape[1] * Ho * Wo * x.itemsize):
-            dy2 = as_rows(dy[lo:hi])
-            if param_grads:
-                dW = add_to(dW, dy2 @ self.columns(x[lo:hi], Ho, Wo).T)
-            dcol = self.scratch("dcol", (self.in_ch, self.kernel_size, self.kernel_size, hi - lo, Ho, Wo), like=dy)
-            xp.matmul(W2.T, dy2, out=dcol.reshape(W2.shape[1], -1))
-            col2im(dcol, (hi - lo,) + x.shape[1:], self.stride, self.padding, out=dx[lo:hi])
+        dx = xp.empty(x.shape, dy.dtype)
+
+        def share(spans):  # this share's rows of dx; its part of dW, returned
+            dW = None
+            for lo, hi in spans:
+                dy2 = as_rows(dy[lo:hi])
+                if param_grads:
+                    dW = add_to(dW, dy2 @ self.columns(x[lo:hi], Ho, Wo).T)
+                dcol = self.scratch("dcol", (self.in_ch, self.kernel_size, self.kernel_size, hi - lo, Ho, Wo), like=dy)
+                xp.matmul(W2.T, dy2, out=dcol.reshape(W2.shape[1], -1))
+                col2im(dcol, (hi - lo,) + x.shape[1:], self.stride, self.padding, out=dx[lo:hi])
+            return dW
+        parts = threads.run(share, batch_shares(x, W2.shape[1] * Ho * Wo * x.itemsize))
         if param_grads:
-            self.grads["W"] = dW.reshape(W.shape)
+            self.grads["W"] = functools.reduce(add_to, parts).reshape(W.shape)
             self._bias_grad(dy)
         return dx
 
@@ -281,11 +297,14 @@ class ConvTranspose2D(_ConvBase):
         k = self.kernel_size
         W2 = self.params["W"].reshape(Cin, -1)  # (in_ch, out_ch*k*k)
         y = xp.empty((N, O, Ho, Wo), x.dtype)
-        for lo, hi in batch_spans(x, W2.shape[1] * H * W * x.itemsize):
-            x2 = as_rows(x[lo:hi])  # (in_ch, n*H*W)
-            col = self.scratch("col", (O, k, k, hi - lo, H, W), like=x)
-            xp.matmul(W2.T, x2, out=col.reshape(-1, x2.shape[1]))
-            col2im(col, (hi - lo, O, Ho, Wo), self.stride, self.padding, out=y[lo:hi])
+
+        def share(spans):
+            for lo, hi in spans:
+                x2 = as_rows(x[lo:hi])  # (in_ch, n*H*W)
+                col = self.scratch("col", (O, k, k, hi - lo, H, W), like=x)
+                xp.matmul(W2.T, x2, out=col.reshape(-1, x2.shape[1]))
+                col2im(col, (hi - lo, O, Ho, Wo), self.stride, self.padding, out=y[lo:hi])
+        threads.run(share, batch_shares(x, W2.shape[1] * H * W * x.itemsize))
         self.cache = x
         return self._add_bias(y)
 
@@ -300,15 +319,20 @@ class ConvTranspose2D(_ConvBase):
         _, Cin, H, Wd = x.shape
         k = self.kernel_size
         W2 = W.reshape(Cin, -1)
-        dx, dW = xp.empty(x.shape, dy.dtype), None
-        for lo, hi in batch_spans(x, W2.shape[1] * H * Wd * x.itemsize):
-            dcol = self.scratch("col", (self.out_ch, k, k, hi - lo, H, Wd), like=dy)  # forward's buffer, free again
-            dcol = im2col(dy[lo:hi], k, self.stride, self.padding, out=dcol).reshape(W2.shape[1], -1)
-            if param_grads:
-                dW = add_to(dW, as_rows(x[lo:hi]) @ dcol.T)
-            dx[lo:hi] = (W2 @ dcol).reshape(Cin, hi - lo, H, Wd).transpose(1, 0, 2, 3)
+        dx = xp.empty(x.shape, dy.dtype)
+
+        def share(spans):  # this share's rows of dx; its part of dW, returned
+            dW = None
+            for lo, hi in spans:
+                dcol = self.scratch("col", (self.out_ch, k, k, hi - lo, H, Wd), like=dy)  # forward's buffer, free again
+                dcol = im2col(dy[lo:hi], k, self.stride, self.padding, out=dcol).reshape(W2.shape[1], -1)
+                if param_grads:
+                    dW = add_to(dW, as_rows(x[lo:hi]) @ dcol.T)
+                dx[lo:hi] = (W2 @ dcol).reshape(Cin, hi - lo, H, Wd).transpose(1, 0, 2, 3)
+            return dW
+        parts = threads.run(share, batch_shares(x, W2.shape[1] * H * Wd * x.itemsize))
         if param_grads:
-            self.grads["W"] = dW.reshape(W.shape)
+            self.grads["W"] = functools.reduce(add_to, parts).reshape(W.shape)
             self._bias_grad(dy)
         return dx
 
