@@ -1,5 +1,6 @@
 from ..backend import xp_of
-from .base import Layer
+from ..kernels import elementwise_numba
+from .base import Layer, on_fast_path
 
 
 def sigmoid(x):
@@ -29,6 +30,9 @@ class LeakyReLU(Elementwise):
 
     def forward(self, x, training=True):
         self.check_input(x)
+        if on_fast_path(x):  # the same, in one compiled pass (kernels/elementwise_numba.py)
+            y, self.cache = elementwise_numba.leaky_relu(x, self.negative_slope)
+            return y
         self.cache = x > 0
         y = x * x.dtype.type(self.negative_slope)
         return xp_of(x).maximum(x, y, out=y)
@@ -36,6 +40,8 @@ class LeakyReLU(Elementwise):
     def backward(self, dy, param_grads=True):
         """dx = dy · (a + (1 − a)·[x > 0]):  dy where x > 0, a·dy elsewhere."""
         self.check_grad(dy)
+        if on_fast_path(dy):
+            return elementwise_numba.leaky_relu_grad(dy, self.cache, self.negative_slope)
         a = dy.dtype.type(self.negative_slope)
         slope = self.cache.astype(dy.dtype)
         slope *= 1 - a

@@ -232,6 +232,12 @@ def in_reference_mode():
     return _reference
 
 
+def on_fast_path(x):
+    """True where a layer runs its compiled loops and worker threads: NumPy arrays, out of
+    reference mode. CuPy and reference mode run the NumPy expressions on the page."""
+    return backend.xp_of(x) is np and not _reference
+
+
 @contextlib.contextmanager
 def reference_mode(on=True):
     """``with reference_mode():`` runs the readable definitions (also: MINIGAN_REFERENCE=1, or

@@ -1,7 +1,8 @@
 import numpy as np
 
 from ..backend import xp_of
-from .base import Layer, check_positive, check_rank, feature_sum
+from ..kernels import elementwise_numba
+from .base import Layer, check_positive, check_rank, feature_sum, on_fast_path
 
 
 class BatchNorm(Layer):
@@ -42,10 +43,14 @@ class BatchNorm(Layer):
                              f"got input shape {tuple(x.shape)}")
         shape = (1, -1) + (1,) * (x.ndim - 2)  # broadcasts a (F,) vector over x
         xp = xp_of(x)
+        fast = x.ndim == 4 and on_fast_path(x)  # the same sums and passes, compiled (kernels/elementwise_numba.py)
         if training:
-            mu = feature_sum(x) / M
-            xc = x - mu.reshape(shape)
-            var = feature_sum(xc, xc) / M
+            if fast:
+                mu, var, xc = elementwise_numba.batchnorm_stats(x)
+            else:
+                mu = feature_sum(x) / M
+                xc = x - mu.reshape(shape)
+                var = feature_sum(xc, xc) / M
             m = self.momentum
             rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
             self.buffers["running_mean"] = (1 - m) * rm + m * mu
@@ -58,6 +63,8 @@ class BatchNorm(Layer):
         # x̂ = xc · inv_std is never stored: y and both gradients take it as xc times a
         # per-feature number, which saves a pass over the activations.
         self.cache = (xc, inv_std, gamma, training, shape)
+        if fast:
+            return elementwise_numba.batchnorm_apply(xc, gamma * inv_std, self.params["beta"])
         y = xc * (gamma * inv_std).reshape(shape)
         y += self.params["beta"].reshape(shape)
         return y
@@ -68,14 +75,21 @@ class BatchNorm(Layer):
         eval:     dx = gamma·inv_std · dy."""
         self.check_grad(dy)
         xc, inv_std, gamma, training, shape = self.cache
-        dbeta = feature_sum(dy)
-        dgamma = feature_sum(dy, xc) * inv_std  # Σ dy·x̂
+        fast = dy.ndim == 4 and on_fast_path(dy)
+        if fast:
+            dbeta, dy_xc = elementwise_numba.batchnorm_grad_sums(dy, xc)
+        else:
+            dbeta, dy_xc = feature_sum(dy), feature_sum(dy, xc)
+        dgamma = dy_xc * inv_std  # Σ dy·x̂
         if param_grads:
             self.grads["beta"], self.grads["gamma"] = dbeta, dgamma
         scale = (gamma * inv_std).reshape(shape)
         if not training:
             return scale * dy
         M = dy.size // self.num_features
+        if fast:  # the same dx as scale·dy + slope·xc + shift, per feature
+            return elementwise_numba.batchnorm_grad(dy, xc, gamma * inv_std, -gamma * inv_std * inv_std * dgamma / M,
+                                                    -gamma * inv_std * dbeta / M)
         # the docstring's dx, built in place in one buffer (x̂·dgamma as xc·inv_std·dgamma)
         dx = xc * (-inv_std * dgamma / M).reshape(shape)
         dx += dy

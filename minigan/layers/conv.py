@@ -28,7 +28,7 @@ import numpy as np
 from .. import init
 from ..backend import xp_of
 from ..kernels import im2col_cupy, im2col_numba, threads
-from .base import Layer, check_positive, check_rank, feature_sum, in_reference_mode
+from .base import Layer, check_positive, check_rank, feature_sum, in_reference_mode, on_fast_path
 
 
 def conv_output_size(size, kernel_size, stride, padding):
@@ -119,7 +119,7 @@ def batch_shares(x, col_bytes_per_sample):
     least). One share of one span, the whole batch, on CuPy (a launch per span would cost more
     than a cache saves) and in reference mode (the code on the page)."""
     N = x.shape[0]
-    if xp_of(x) is not np or in_reference_mode():
+    if not on_fast_path(x):
         return [[(0, N)]]
     per_span, W = max(1, CHUNK_BYTES // col_bytes_per_sample), min(threads.workers(), N)
     edges = [N * w // W for w in range(W + 1)]

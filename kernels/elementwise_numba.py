@@ -1,0 +1,165 @@
+"""LeakyReLU and BatchNorm (on (N, C, H, W)) on the CPU in one or two passes over the data,
+compiled by numba. Their equations are those of minigan/layers/activations.py and
+minigan/layers/batchnorm.py, whose NumPy expressions define them, run on CuPy and in
+reference mode, and are checked against these loops in tests/test_elementwise.py.
+
+Why: NumPy runs each operator as its own pass over the activations. LeakyReLU's forward
+took three (x > 0, a·x, the maximum) and its backward four; BatchNorm's forward five and its
+backward seven, each reading or writing up to 13 MB (G's last BatchNorm at batch 64, full
+width) that no cache holds. Here LeakyReLU is one pass each way and BatchNorm two in each
+direction (statistics, then the output), on the worker threads for arrays of 8 MB and more (a
+block of the batch each, minigan.kernels.threads). Per-channel sums are accumulated in float64 and added over the
+blocks in order, so the result does not depend on which thread finished first.
+"""
+import numba
+import numpy as np
+
+from . import threads
+
+
+@numba.njit(nogil=True)
+def _leaky_relu(x, a, y, positive):
+    for i in range(x.size):
+        v = x[i]
+        positive[i] = v > 0
+        y[i] = v if v > 0 else a * v
+
+
+@numba.njit(nogil=True)
+def _leaky_relu_grad(dy, positive, a, dx):
+    for i in range(dy.size):
+        dx[i] = dy[i] if positive[i] else a * dy[i]
+
+
+PARALLEL_MIN_BYTES = 8 << 20  # below this one thread was faster (the pool's hand-offs cost ~0.1 ms)
+
+
+def shares(n, nbytes):
+    """range(n) (samples of a batch, or elements), nbytes in all, as one (lo, hi) block per
+    worker thread, or as one block where the array is small."""
+    w = min(threads.workers(), n) if nbytes >= PARALLEL_MIN_BYTES else 1
+    edges = [n * k // w for k in range(w + 1)]
+    return list(zip(edges, edges[1:]))
+
+
+def leaky_relu(x, a):
+    """(y, x > 0) for y = x where x > 0, a·x elsewhere; any shape."""
+    y, positive = np.empty(x.shape, x.dtype), np.empty(x.shape, np.bool_)
+    x1, y1, p1, a = x.reshape(-1), y.reshape(-1), positive.reshape(-1), x.dtype.type(a)  # y1, p1: views
+    threads.run(lambda s: _leaky_relu(x1[s[0]:s[1]], a, y1[s[0]:s[1]], p1[s[0]:s[1]]), shares(x.size, x.nbytes))
+    return y, positive
+
+
+def leaky_relu_grad(dy, positive, a):
+    """dx = dy where x > 0, a·dy elsewhere."""
+    dx = np.empty(dy.shape, dy.dtype)
+    g1, p1, dx1, a = dy.reshape(-1), positive.reshape(-1), dx.reshape(-1), dy.dtype.type(a)
+    threads.run(lambda s: _leaky_relu_grad(g1[s[0]:s[1]], p1[s[0]:s[1]], a, dx1[s[0]:s[1]]), shares(dy.size, dy.nbytes))
+    return dx
+
+
+@numba.njit(nogil=True, fastmath={"reassoc", "nsz"})  # sums in any order (vectorised); NaN still propagates
+def _sums(x, mu, xc, out):
+    """out[c] = Σ x[n, c] (mu None), or Σ (x − mu[c])² with x − mu written to xc; float64."""
+    N, C = x.shape[0], x.shape[1]
+    for n in range(N):
+        for c in range(C):
+            row = x[n, c].ravel()
+            acc = 0.0
+            if mu is None:
+                for i in range(row.size):
+                    acc += row[i]
+            else:
+                m = mu[c]
+                dst = xc[n, c].ravel()
+                for i in range(row.size):
+                    d = row[i] - m
+                    dst[i] = d
+                    acc += np.float64(d) * d
+            out[c] += acc
+
+
+@numba.njit(nogil=True)
+def _affine(xc, scale, shift, y):
+    """y[n, c] = xc[n, c]·scale[c] + shift[c]."""
+    N, C = xc.shape[0], xc.shape[1]
+    for n in range(N):
+        for c in range(C):
+            src, dst = xc[n, c].ravel(), y[n, c].ravel()
+            s, t = scale[c], shift[c]
+            for i in range(src.size):
+                dst[i] = src[i] * s + t
+
+
+@numba.njit(nogil=True, fastmath={"reassoc", "nsz"})
+def _grad_sums(dy, xc, out):
+    """out[0, c] = Σ dy[n, c];  out[1, c] = Σ dy[n, c]·xc[n, c]; float64."""
+    N, C = dy.shape[0], dy.shape[1]
+    for n in range(N):
+        for c in range(C):
+            g, h = dy[n, c].ravel(), xc[n, c].ravel()
+            s0 = 0.0
+            s1 = 0.0
+            for i in range(g.size):
+                s0 += g[i]
+                s1 += np.float64(g[i]) * h[i]
+            out[0, c] += s0
+            out[1, c] += s1
+
+
+@numba.njit(nogil=True)
+def _grad_apply(dy, xc, scale, shift, slope, dx):
+    """dx[n, c] = scale[c]·dy[n, c] + slope[c]·xc[n, c] + shift[c]."""
+    N, C = dy.shape[0], dy.shape[1]
+    for n in range(N):
+        for c in range(C):
+            g, h, dst = dy[n, c].ravel(), xc[n, c].ravel(), dx[n, c].ravel()
+            s, k, t = scale[c], slope[c], shift[c]
+            for i in range(g.size):
+                dst[i] = s * g[i] + k * h[i] + t
+
+
+def _channel_sums(work, n, nbytes, rows):
+    """Σ over the batch blocks of work(lo, hi, out) into a float64 (rows, C) array, added in block order."""
+    def block(span):
+        out = np.zeros(rows)
+        work(span[0], span[1], out)
+        return out
+    parts = threads.run(block, shares(n, nbytes))
+    total = parts[0]
+    for p in parts[1:]:
+        total += p
+    return total
+
+
+def batchnorm_stats(x):
+    """(mu, var, xc) of x (N, C, H, W) over N, H, W: two passes, mu and var in x's dtype."""
+    x = np.ascontiguousarray(x)  # the loops take x[n, c] as one run of memory
+    N, C = x.shape[:2]
+    M = x.size // C
+    mu = (_channel_sums(lambda lo, hi, out: _sums(x[lo:hi], None, None, out), N, x.nbytes, C) / M).astype(x.dtype)
+    xc = np.empty(x.shape, x.dtype)
+    var = _channel_sums(lambda lo, hi, out: _sums(x[lo:hi], mu, xc[lo:hi], out), N, x.nbytes, C) / M
+    return mu, var.astype(x.dtype), xc
+
+
+def batchnorm_apply(xc, scale, shift):
+    """y = xc·scale + shift per channel."""
+    y = np.empty(xc.shape, xc.dtype)
+    threads.run(lambda s: _affine(xc[s[0]:s[1]], scale, shift, y[s[0]:s[1]]), shares(len(xc), xc.nbytes))
+    return y
+
+
+def batchnorm_grad_sums(dy, xc):
+    """(Σ dy, Σ dy·xc) per channel, in dy's dtype."""
+    dy = np.ascontiguousarray(dy)
+    out = _channel_sums(lambda lo, hi, o: _grad_sums(dy[lo:hi], xc[lo:hi], o), len(dy), dy.nbytes, (2, dy.shape[1]))
+    return out[0].astype(dy.dtype), out[1].astype(dy.dtype)
+
+
+def batchnorm_grad(dy, xc, scale, slope, shift):
+    """dx = scale·dy + slope·xc + shift per channel."""
+    dy, dx = np.ascontiguousarray(dy), np.empty(dy.shape, dy.dtype)
+    threads.run(lambda s: _grad_apply(dy[s[0]:s[1]], xc[s[0]:s[1]], scale, shift, slope, dx[s[0]:s[1]]),
+                shares(len(dy), dy.nbytes))
+    return dx
