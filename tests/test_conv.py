@@ -188,7 +188,7 @@ def test_layers_compute_in_their_dtype(dtype):
 @pytest.mark.parametrize("make", [lambda: Conv2D(3, 4, 3, stride=2, padding=1),
                                   lambda: ConvTranspose2D(3, 4, 3, stride=2, padding=1, output_padding=1)])
 def test_reused_column_buffers_never_leak_into_results(make):
-    """Layers keep their column buffers between calls (Layer.scratch). Outputs and gradients must
+    """Column buffers are kept between calls (minigan.layers.base.scratch). Outputs and gradients must
     be fresh arrays, and a layer that has run on other shapes must give what a new layer gives."""
     rng = np.random.default_rng(0)
     used, new = make(), make()

@@ -63,7 +63,6 @@ class Layer:
         self.rng = None
         self.hold_draw = False
         self._draw = None
-        self._scratch = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -133,21 +132,6 @@ class Layer:
             self._draw = sample(self.rng)
         return self._draw
 
-    def scratch(self, name, shape, like):
-        """A work array kept from call to call, its contents overwritten by each call. A fresh
-        array of the DCGAN's column-buffer size (tens of MB) costs the kernel zeroing new pages on
-        every step; reusing one does not. Never returned to the caller: outputs are fresh arrays.
-        Each thread gets its own (the convolutions run spans of the batch on worker threads).
-        In reference mode every call gets a fresh array."""
-        xp = backend.xp_of(like)
-        if in_reference_mode():
-            return xp.empty(shape, like.dtype)
-        size, key = math.prod(shape), (name, threading.get_ident())  # one per thread that asks
-        a = self._scratch.get(key)  # flat, so that a smaller request (a batch's last span) reuses it
-        if a is None or a.size < size or a.dtype != like.dtype or type(a) is not type(like):
-            a = self._scratch[key] = xp.empty(size, like.dtype)
-        return a[:size].reshape(shape)
-
     def leaves(self):
         """The layers that do the work: this one (a Sequential yields its layers', nested ones too)."""
         yield self
@@ -163,7 +147,7 @@ class Layer:
         for d in (self.params, self.grads, self.buffers):
             for k, v in d.items():
                 d[k] = backend.to_backend(v, xp, dtype)
-        self.cache, self._scratch = None, {}
+        self.cache = None
         return self
 
     def __repr__(self):
@@ -230,6 +214,25 @@ _reference = os.environ.get("MINIGAN_REFERENCE", "") not in ("", "0")
 
 def in_reference_mode():
     return _reference
+
+
+_kept = threading.local()
+
+
+def scratch(name, shape, like):
+    """A work array for the length of one call (a convolution's column buffer), its contents
+    overwritten by the next: one per name and thread, shared by every layer, grown to the largest
+    size asked for. A fresh array of tens of MB costs the kernel zeroing new pages on every call;
+    reusing one does not. Never returned to the caller: outputs are fresh arrays. In reference
+    mode every call gets a fresh array."""
+    xp = backend.xp_of(like)
+    if _reference:
+        return xp.empty(shape, like.dtype)
+    size, key = math.prod(shape), (name, like.dtype.char, type(like))
+    kept = _kept.__dict__.get(key)  # flat, so that a smaller request (a batch's last span) reuses it
+    if kept is None or kept.size < size:
+        kept = _kept.__dict__[key] = xp.empty(size, like.dtype)
+    return kept[:size].reshape(shape)
 
 
 def on_fast_path(x):

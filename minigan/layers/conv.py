@@ -13,8 +13,8 @@ Batch shares and spans: on NumPy's fast path the batch is split into one share p
 (batch_shares), each run by a worker thread with one BLAS thread (minigan.kernels.threads),
 and each share runs in spans of a few samples whose column buffer fits CHUNK_BYTES, so that
 the matmul writes it and col2im (or the next matmul) reads it back while it is still in that
-core's cache. The kept buffers are a few MB instead of up to 80 MB (the DCGAN's
-ConvTranspose2D(128, 64) at batch 64). A weight gradient is summed over the spans of a share,
+core's cache. The buffers (base.scratch, one per thread, shared by every layer) are a few MB
+instead of up to 80 MB (the DCGAN's ConvTranspose2D(128, 64) at batch 64). A weight gradient is summed over the spans of a share,
 then over the shares in order, so the result does not depend on which thread finished first.
 On CuPy and in reference mode the batch is one share of one span: the same code, run once.
 
@@ -28,7 +28,7 @@ import numpy as np
 from .. import init
 from ..backend import xp_of
 from ..kernels import im2col_cupy, im2col_numba, threads
-from .base import Layer, check_positive, check_rank, feature_sum, in_reference_mode, on_fast_path
+from .base import Layer, check_positive, check_rank, feature_sum, in_reference_mode, on_fast_path, scratch
 
 
 def conv_output_size(size, kernel_size, stride, padding):
@@ -208,7 +208,7 @@ class Conv2D(_ConvBase):
         """im2col(x) as the matrix (C*k*k, N*Ho*Wo), in this layer's kept buffer."""
         k, N = self.kernel_size, x.shape[0]
         col = im2col(x, k, self.stride, self.padding,
-                     out=self.scratch("col", (self.in_ch, k, k, N, Ho, Wo), like=x))
+                     out=scratch("col", (self.in_ch, k, k, N, Ho, Wo), like=x))
         return col.reshape(-1, N * Ho * Wo)
 
     def backward(self, dy, param_grads=True):
@@ -229,7 +229,7 @@ class Conv2D(_ConvBase):
                 dy2 = as_rows(dy[lo:hi])
                 if param_grads:
                     dW = add_to(dW, dy2 @ self.columns(x[lo:hi], Ho, Wo).T)
-                dcol = self.scratch("dcol", (self.in_ch, self.kernel_size, self.kernel_size, hi - lo, Ho, Wo), like=dy)
+                dcol = scratch("dcol", (self.in_ch, self.kernel_size, self.kernel_size, hi - lo, Ho, Wo), like=dy)
                 xp.matmul(W2.T, dy2, out=dcol.reshape(W2.shape[1], -1))
                 col2im(dcol, (hi - lo,) + x.shape[1:], self.stride, self.padding, out=dx[lo:hi])
             return dW
@@ -301,7 +301,7 @@ class ConvTranspose2D(_ConvBase):
         def share(spans):
             for lo, hi in spans:
                 x2 = as_rows(x[lo:hi])  # (in_ch, n*H*W)
-                col = self.scratch("col", (O, k, k, hi - lo, H, W), like=x)
+                col = scratch("col", (O, k, k, hi - lo, H, W), like=x)
                 xp.matmul(W2.T, x2, out=col.reshape(-1, x2.shape[1]))
                 col2im(col, (hi - lo, O, Ho, Wo), self.stride, self.padding, out=y[lo:hi])
         threads.run(share, batch_shares(x, W2.shape[1] * H * W * x.itemsize))
@@ -324,7 +324,7 @@ class ConvTranspose2D(_ConvBase):
         def share(spans):  # this share's rows of dx; its part of dW, returned
             dW = None
             for lo, hi in spans:
-                dcol = self.scratch("col", (self.out_ch, k, k, hi - lo, H, Wd), like=dy)  # forward's buffer, free again
+                dcol = scratch("col", (self.out_ch, k, k, hi - lo, H, Wd), like=dy)
                 dcol = im2col(dy[lo:hi], k, self.stride, self.padding, out=dcol).reshape(W2.shape[1], -1)
                 if param_grads:
                     dW = add_to(dW, as_rows(x[lo:hi]) @ dcol.T)
