@@ -60,63 +60,59 @@ def leaky_relu_grad(dy, positive, a):
 
 @numba.njit(nogil=True, fastmath={"reassoc", "nsz"})  # sums in any order (vectorised); NaN still propagates
 def _sums(x, mu, xc, out):
-    """out[c] = Σ x[n, c] (mu None), or Σ (x − mu[c])² with x − mu written to xc; float64."""
-    N, C = x.shape[0], x.shape[1]
+    """x: (N, C, L). out[c] = Σ x[n, c, :] (mu None), or Σ (x − mu[c])² with x − mu written to xc; float64."""
+    N, C, L = x.shape
     for n in range(N):
         for c in range(C):
-            row = x[n, c].ravel()
             acc = 0.0
             if mu is None:
-                for i in range(row.size):
-                    acc += row[i]
+                for i in range(L):
+                    acc += x[n, c, i]
             else:
                 m = mu[c]
-                dst = xc[n, c].ravel()
-                for i in range(row.size):
-                    d = row[i] - m
-                    dst[i] = d
+                for i in range(L):
+                    d = x[n, c, i] - m
+                    xc[n, c, i] = d
                     acc += np.float64(d) * d
             out[c] += acc
 
 
 @numba.njit(nogil=True)
 def _affine(xc, scale, shift, y):
-    """y[n, c] = xc[n, c]·scale[c] + shift[c]."""
-    N, C = xc.shape[0], xc.shape[1]
+    """y[n, c, :] = xc[n, c, :]·scale[c] + shift[c]."""
+    N, C, L = xc.shape
     for n in range(N):
         for c in range(C):
-            src, dst = xc[n, c].ravel(), y[n, c].ravel()
             s, t = scale[c], shift[c]
-            for i in range(src.size):
-                dst[i] = src[i] * s + t
+            for i in range(L):
+                y[n, c, i] = xc[n, c, i] * s + t
 
 
 @numba.njit(nogil=True, fastmath={"reassoc", "nsz"})
 def _grad_sums(dy, xc, out):
-    """out[0, c] = Σ dy[n, c];  out[1, c] = Σ dy[n, c]·xc[n, c]; float64."""
-    N, C = dy.shape[0], dy.shape[1]
+    """out[0, c] = Σ dy[n, c, :];  out[1, c] = Σ dy[n, c, :]·xc[n, c, :]; float64."""
+    N, C, L = dy.shape
     for n in range(N):
         for c in range(C):
-            g, h = dy[n, c].ravel(), xc[n, c].ravel()
             s0 = 0.0
             s1 = 0.0
-            for i in range(g.size):
-                s0 += g[i]
-                s1 += np.float64(g[i]) * h[i]
+            for i in range(L):
+                g = dy[n, c, i]
+                s0 += g
+                s1 += np.float64(g) * xc[n, c, i]
             out[0, c] += s0
             out[1, c] += s1
 
 
 @numba.njit(nogil=True)
 def _grad_apply(dy, xc, scale, shift, slope, dx):
-    """dx[n, c] = scale[c]·dy[n, c] + slope[c]·xc[n, c] + shift[c]."""
-    N, C = dy.shape[0], dy.shape[1]
+    """dx[n, c, :] = scale[c]·dy[n, c, :] + slope[c]·xc[n, c, :] + shift[c]."""
+    N, C, L = dy.shape
     for n in range(N):
         for c in range(C):
-            g, h, dst = dy[n, c].ravel(), xc[n, c].ravel(), dx[n, c].ravel()
             s, k, t = scale[c], slope[c], shift[c]
-            for i in range(g.size):
-                dst[i] = s * g[i] + k * h[i] + t
+            for i in range(L):
+                dx[n, c, i] = s * dy[n, c, i] + k * xc[n, c, i] + t
 
 
 def _channel_sums(work, n, nbytes, rows):
@@ -132,34 +128,42 @@ def _channel_sums(work, n, nbytes, rows):
     return total
 
 
+def _rows(a):
+    """(N, C, H, W) as (N, C, H*W), C-contiguous (a view where it already is)."""
+    return np.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
+
+
 def batchnorm_stats(x):
     """(mu, var, xc) of x (N, C, H, W) over N, H, W: two passes, mu and var in x's dtype."""
-    x = np.ascontiguousarray(x)  # the loops take x[n, c] as one run of memory
-    N, C = x.shape[:2]
+    x3 = _rows(x)
+    N, C = x3.shape[:2]
     M = x.size // C
-    mu = (_channel_sums(lambda lo, hi, out: _sums(x[lo:hi], None, None, out), N, x.nbytes, C) / M).astype(x.dtype)
+    mu = (_channel_sums(lambda lo, hi, out: _sums(x3[lo:hi], None, None, out), N, x.nbytes, C) / M).astype(x.dtype)
     xc = np.empty(x.shape, x.dtype)
-    var = _channel_sums(lambda lo, hi, out: _sums(x[lo:hi], mu, xc[lo:hi], out), N, x.nbytes, C) / M
+    xc3 = xc.reshape(x3.shape)
+    var = _channel_sums(lambda lo, hi, out: _sums(x3[lo:hi], mu, xc3[lo:hi], out), N, x.nbytes, C) / M
     return mu, var.astype(x.dtype), xc
 
 
 def batchnorm_apply(xc, scale, shift):
     """y = xc·scale + shift per channel."""
     y = np.empty(xc.shape, xc.dtype)
-    threads.run(lambda s: _affine(xc[s[0]:s[1]], scale, shift, y[s[0]:s[1]]), shares(len(xc), xc.nbytes))
+    xc3, y3 = _rows(xc), y.reshape(xc.shape[0], xc.shape[1], -1)
+    threads.run(lambda s: _affine(xc3[s[0]:s[1]], scale, shift, y3[s[0]:s[1]]), shares(len(xc), xc.nbytes))
     return y
 
 
 def batchnorm_grad_sums(dy, xc):
     """(Σ dy, Σ dy·xc) per channel, in dy's dtype."""
-    dy = np.ascontiguousarray(dy)
-    out = _channel_sums(lambda lo, hi, o: _grad_sums(dy[lo:hi], xc[lo:hi], o), len(dy), dy.nbytes, (2, dy.shape[1]))
+    dy3, xc3 = _rows(dy), _rows(xc)
+    out = _channel_sums(lambda lo, hi, o: _grad_sums(dy3[lo:hi], xc3[lo:hi], o), len(dy), dy.nbytes, (2, dy.shape[1]))
     return out[0].astype(dy.dtype), out[1].astype(dy.dtype)
 
 
 def batchnorm_grad(dy, xc, scale, slope, shift):
     """dx = scale·dy + slope·xc + shift per channel."""
-    dy, dx = np.ascontiguousarray(dy), np.empty(dy.shape, dy.dtype)
-    threads.run(lambda s: _grad_apply(dy[s[0]:s[1]], xc[s[0]:s[1]], scale, shift, slope, dx[s[0]:s[1]]),
+    dx = np.empty(dy.shape, dy.dtype)
+    dy3, xc3, dx3 = _rows(dy), _rows(xc), dx.reshape(dy.shape[0], dy.shape[1], -1)
+    threads.run(lambda s: _grad_apply(dy3[s[0]:s[1]], xc3[s[0]:s[1]], scale, shift, slope, dx3[s[0]:s[1]]),
                 shares(len(dy), dy.nbytes))
     return dx

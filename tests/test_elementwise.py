@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from minigan.kernels import elementwise_numba, threads
 from minigan.layers import BatchNorm, LeakyReLU, ReLU, reference_mode
 
-cases = dict(n=st.integers(2, 6), c=st.integers(1, 5), h=st.integers(1, 6), w=st.integers(1, 6),
+cases = dict(n=st.integers(2, 6), c=st.integers(1, 5), h=st.integers(1, 8), w=st.integers(1, 8),
              workers=st.integers(1, 3), split=st.booleans(), transposed=st.booleans(),
              dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 31 - 1))
 
