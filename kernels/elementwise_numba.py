@@ -105,7 +105,7 @@ def _grad_sums(dy, xc, out):
 
 
 @numba.njit(nogil=True)
-def _grad_apply(dy, xc, scale, shift, slope, dx):
+def _grad_apply(dy, xc, scale, slope, shift, dx):
     """dx[n, c, :] = scale[c]·dy[n, c, :] + slope[c]·xc[n, c, :] + shift[c]."""
     N, C, L = dy.shape
     for n in range(N):
@@ -164,6 +164,6 @@ def batchnorm_grad(dy, xc, scale, slope, shift):
     """dx = scale·dy + slope·xc + shift per channel."""
     dx = np.empty(dy.shape, dy.dtype)
     dy3, xc3, dx3 = _rows(dy), _rows(xc), dx.reshape(dy.shape[0], dy.shape[1], -1)
-    threads.run(lambda s: _grad_apply(dy3[s[0]:s[1]], xc3[s[0]:s[1]], scale, shift, slope, dx3[s[0]:s[1]]),
+    threads.run(lambda s: _grad_apply(dy3[s[0]:s[1]], xc3[s[0]:s[1]], scale, slope, shift, dx3[s[0]:s[1]]),
                 shares(len(dy), dy.nbytes))
     return dx

@@ -55,9 +55,9 @@ def one_blas_thread():
 
 def run(work, tasks):
     """[work(t) for t in tasks]: on the worker threads, each with one BLAS thread for the duration
-    of the call, where there is more than one task; in this thread, with BLAS's own threads,
-    otherwise."""
-    if len(tasks) == 1:
-        return [work(tasks[0])]
+    of the call, where there is more than one task; in this thread otherwise (with the BLAS
+    threads the caller set). A task's exception is raised here, the first in task order."""
+    if len(tasks) <= 1:
+        return [work(t) for t in tasks]
     with one_blas_thread():
         return list(pool().map(work, tasks))

@@ -85,6 +85,7 @@ def test_a_batch_in_shares_and_spans_gives_what_the_whole_batch_gives(n, per_spa
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(conv_module, "CHUNK_BYTES", per_span * col_per_sample)
         patch.setattr(threads, "workers", lambda: workers)
+        patch.setattr(threads, "_pool", {})  # a pool made here (of `workers` threads) is dropped after
         shares = batch_shares(x, col_per_sample)
         spans = [span for share in shares for span in share]
         assert len(shares) == min(workers, n) and all(shares)
@@ -194,7 +195,7 @@ def test_reused_column_buffers_never_leak_into_results(make):
     used, new = make(), make()
     new.params = {k: v.copy() for k, v in used.params.items()}
     x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
-    for shape in [(5, 3, 9, 7), (2, 3, 6, 6)]:  # other shapes first: the buffers are reallocated
+    for shape in [(5, 3, 9, 7), (2, 3, 6, 6)]:  # other shapes first: the buffers hold their values
         used.forward(rng.standard_normal(shape).astype(np.float32))
     y = used.forward(x)
     dy = rng.standard_normal(y.shape).astype(np.float32)

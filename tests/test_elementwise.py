@@ -20,6 +20,7 @@ def both_paths(layer, x, dy, training, workers, split):
     for reference in (False, True):
         with pytest.MonkeyPatch.context() as patch, reference_mode(reference):
             patch.setattr(threads, "workers", lambda: workers)
+            patch.setattr(threads, "_pool", {})  # a pool made here (of `workers` threads) is dropped after
             if split:
                 patch.setattr(elementwise_numba, "PARALLEL_MIN_BYTES", 0)
             y = layer.forward(x, training)
@@ -88,3 +89,16 @@ def test_a_nan_goes_through_the_fast_path(layer):
     dy = np.ones_like(y)
     dy[0, 0, 0, 0] = np.nan
     assert np.isnan(layer.backward(dy)).any()
+
+
+def test_worker_threads_run_every_task_in_order_and_raise_the_first_error():
+    assert threads.run(lambda t: t * 2, []) == []
+    assert threads.run(lambda t: t * 2, [3]) == [6]
+    assert threads.run(lambda t: t * 2, list(range(7))) == [0, 2, 4, 6, 8, 10, 12]
+
+    def work(t):
+        if t >= 2:
+            raise ValueError(f"task {t}")
+        return t
+    with pytest.raises(ValueError, match="task 2"):
+        threads.run(work, [0, 1, 2, 3])

@@ -205,7 +205,8 @@ def check_backward_backward(layer, g_dy, g_x, param_grads):
 
 
 # ---- the reference switch -----------------------------------------------------------------
-# Off (the default), NumPy runs the fast path: compiled im2col/col2im and kept scratch buffers.
+# Off (the default), NumPy runs the fast path: compiled im2col/col2im, LeakyReLU and BatchNorm
+# passes, the convolutions' worker threads and kept scratch buffers.
 # On, every layer runs the readable definitions on the same arrays: the strided-slice
 # im2col/col2im of conv.py and a fresh array for every work buffer, so that what a debugger
 # steps through is the code on the page. tests/test_reader_path.py holds the two equal.
@@ -228,7 +229,7 @@ def scratch(name, shape, like):
     xp = backend.xp_of(like)
     if _reference:
         return xp.empty(shape, like.dtype)
-    size, key = math.prod(shape), (name, like.dtype.char, type(like))
+    size, key = math.prod(shape), (name, like.dtype.char, type(like), str(getattr(like, "device", "")))
     kept = _kept.__dict__.get(key)  # flat, so that a smaller request (a batch's last span) reuses it
     if kept is None or kept.size < size:
         kept = _kept.__dict__[key] = xp.empty(size, like.dtype)

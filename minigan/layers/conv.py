@@ -119,7 +119,7 @@ def batch_shares(x, col_bytes_per_sample):
     least). One share of one span, the whole batch, on CuPy (a launch per span would cost more
     than a cache saves) and in reference mode (the code on the page)."""
     N = x.shape[0]
-    if not on_fast_path(x):
+    if not on_fast_path(x) or N == 0:
         return [[(0, N)]]
     per_span, W = max(1, CHUNK_BYTES // col_bytes_per_sample), min(threads.workers(), N)
     edges = [N * w // W for w in range(W + 1)]
@@ -136,7 +136,8 @@ def add_to(total, part):
 
 
 def as_rows(a):
-    """(N, C, H, W) -> (C, N*H*W): the layout of one matmul over a span of the batch (a copy)."""
+    """(N, C, H, W) -> (C, N*H*W): the layout of one matmul over a span of the batch (a copy,
+    or a view where N is 1)."""
     return a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1)
 
 
@@ -205,7 +206,7 @@ class Conv2D(_ConvBase):
         return self._add_bias(y)
 
     def columns(self, x, Ho, Wo):
-        """im2col(x) as the matrix (C*k*k, N*Ho*Wo), in this layer's kept buffer."""
+        """im2col(x) as the matrix (C*k*k, N*Ho*Wo), in this thread's kept buffer (base.scratch)."""
         k, N = self.kernel_size, x.shape[0]
         col = im2col(x, k, self.stride, self.padding,
                      out=scratch("col", (self.in_ch, k, k, N, Ho, Wo), like=x))
