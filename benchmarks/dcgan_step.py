@@ -7,6 +7,9 @@ loss and optimizer in PyTorch, alternating the two in one run.
     python benchmarks/dcgan_step.py --backend cupy [--repeat 20]       # on the GPU, beside PyTorch CUDA
 
 On CuPy every timed step ends with a device synchronize, and PyTorch runs on CUDA where it can.
+minigan's step is GANTrainer.train_step's: on NumPy under one BLAS thread, its convolutions on
+worker threads (minigan.kernels.threads), so it leaves no BLAS thread spinning into PyTorch's
+step (an older minigan did, and slowed the PyTorch step after it: docs/results.md, "Speed").
 
 --cures times the plain step and each cure alone, alternating them in one run, and prints
 each cure's ms per step and its ratio to the plain step's.
