@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 from minigan import backend  # noqa: E402
-from minigan.kernels import gaussian_kernel_matrix, gaussian_kernel_sum, mmd2, tiled  # noqa: E402
+from minigan.kernels import gaussian_kernel_matrix, gaussian_kernel_sum, mmd2, threads, tiled  # noqa: E402
 from minigan.kernels.gaussian_numba import fused_numba  # noqa: E402
 
 FACTORS = np.array([0.25, 0.5, 1, 2, 4])
@@ -182,7 +182,7 @@ def rates(d, dtype, repeat=5):
     G = np.empty((C, C), dtype)
     t_mm = min(_timed(lambda: np.matmul(A, B.T, out=G)) for _ in range(repeat))
     xx = np.zeros(C, dtype)
-    Gs = [np.zeros((C, C), dtype) for _ in range(tiled.workers())]
+    Gs = [np.zeros((C, C), dtype) for _ in range(threads.workers())]
     s = [1.0] * len(FACTORS)
 
     def all_cores():
@@ -202,7 +202,7 @@ def _timed(fn):
 def large(args):
     keops_python = args.keops_python or sys.executable
     keops = subprocess.run([keops_python, "-c", "import pykeops"], capture_output=True).returncode == 0
-    print(f"pykeops: {'yes (its CPU backend)' if keops else 'not importable here'}; workers: {tiled.workers()}; "
+    print(f"pykeops: {'yes (its CPU backend)' if keops else 'not importable here'}; workers: {threads.workers()}; "
           f"times in s, peak memory beyond inputs and outputs in MB (VmHWM)")
     print("| what | dtype | n = m | d | time | bound | time/bound | peak MB |" + (" pykeops | pykeops/ours |" if keops else ""))
     print("|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if keops else ""))

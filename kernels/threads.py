@@ -23,7 +23,14 @@ _pool = {}
 
 @functools.cache
 def workers():
-    """The cores this process may run on (read once)."""
+    """The number of worker threads (read once): $MINIGAN_THREADS where it is set (to run several
+    trainings side by side without their threads fighting for the cores), else the cores this
+    process may run on."""
+    value = os.environ.get("MINIGAN_THREADS", "").strip()
+    if value:
+        if not (value.isdigit() and int(value) >= 1):
+            raise ValueError(f"MINIGAN_THREADS: expected a whole number of threads, 1 or more, got {value!r}")
+        return int(value)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 

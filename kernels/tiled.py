@@ -31,7 +31,6 @@ import numpy as np
 from minigan import backend as _backend
 
 from . import threads
-from .threads import workers
 
 TILE_BYTES = 48 << 20  # per worker
 MIN_COLS = 256  # columns per tile, at the least
@@ -130,9 +129,9 @@ class Tiles:
         """Spans of rows (tasks) for n rows and `pairs` kernel entries in all; decides whether
         worker threads pay. A block's size divides C, so it never straddles two column tiles."""
         d, S = self.X.shape[1], len(self.sigmas)
-        self.parallel = self.xp is np and workers() > 1 and pairs * (d + 8 * S) > PARALLEL_MIN_WORK
+        self.parallel = self.xp is np and threads.workers() > 1 and pairs * (d + 8 * S) > PARALLEL_MIN_WORK
         R = self.C
-        while self.parallel and R // 2 >= max(64, -(-n // (4 * workers()))):
+        while self.parallel and R // 2 >= max(64, -(-n // (4 * threads.workers()))):
             R //= 2  # several tasks per worker, for balance
         self.R = R
         return spans(n, R)
@@ -241,8 +240,8 @@ def kernel_matrix(X, Y, sigmas, fns, name):
         lo, hi = span
         fused(zz[lo:hi], zz[n:], K[lo:hi], sigmas, None)
 
-    if xp is np and workers() > 1 and n * m * len(sigmas) >= PARALLEL_MIN_EXPS:
-        list(threads.pool().map(task, spans(n, -(-n // (4 * workers())))))
+    if xp is np and threads.workers() > 1 and n * m * len(sigmas) >= PARALLEL_MIN_EXPS:
+        list(threads.pool().map(task, spans(n, -(-n // (4 * threads.workers())))))
     else:
         task((0, n))
     return K

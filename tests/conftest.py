@@ -5,8 +5,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # One process per core runs the tests (pytest.ini's -n auto): a BLAS spinning two threads in
     # each would fight the other worker for the cores, and OpenBLAS's waiting threads then make a
     # small matmul tens of times slower. The demos these tests start inherit the setting.
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = "1"
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MINIGAN_THREADS"):
+        os.environ[name] = "1"  # MINIGAN_THREADS: minigan's worker threads (tests that need more say so)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -102,3 +102,18 @@ def test_worker_threads_run_every_task_in_order_and_raise_the_first_error():
         return t
     with pytest.raises(ValueError, match="task 2"):
         threads.run(work, [0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("value, expected", [("3", 3), (" 1 ", 1), ("0", None), ("two", None), ("-1", None)])
+def test_minigan_threads_sets_the_worker_count_or_is_refused_in_one_line(monkeypatch, value, expected):
+    monkeypatch.setenv("MINIGAN_THREADS", value)
+    threads.workers.cache_clear()
+    try:
+        if expected is None:
+            with pytest.raises(ValueError, match=f"MINIGAN_THREADS: expected a whole number of threads, 1 or more, got '{value.strip()}'"):
+                threads.workers()
+        else:
+            assert threads.workers() == expected
+    finally:
+        monkeypatch.undo()
+        threads.workers.cache_clear()

@@ -13,7 +13,7 @@ from reference import gaussian_kernel_loops
 
 from minigan.gradcheck import difference_noise, numerical_gradient, rel_error
 from minigan.kernels import (default_sigmas, gaussian, gaussian_kernel_matrix, gaussian_kernel_sum, median_sigma,
-                             mmd2, tiled)
+                             mmd2, threads, tiled)
 from minigan.kernels.gaussian_numba import fused_numba
 
 CPU = ["numpy", "numba"]
@@ -114,9 +114,11 @@ def test_mmd_gradient_matches_numerical(backend, unbiased, n, m, d, n_sigmas, se
 
 @contextlib.contextmanager
 def tiny_tiles(cols=4, parallel=True, kept=False):
-    """Tiles of `cols` columns, worker threads however small the work, centring per tile unless kept."""
+    """Tiles of `cols` columns, worker threads however small the work (two of them, whatever
+    $MINIGAN_THREADS says: conftest sets it to 1 under pytest-xdist), centring per tile unless kept."""
     with mock.patch.multiple(tiled, TILE_BYTES=1, MIN_COLS=cols, PARALLEL_MIN_WORK=0 if parallel else 1 << 62,
-                             SMALL_BYTES=1 << 30 if kept else 0):
+                             SMALL_BYTES=1 << 30 if kept else 0), \
+            mock.patch.multiple(threads, workers=lambda: 2, _pool={}):
         yield
 
 
