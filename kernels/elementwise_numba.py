@@ -37,9 +37,7 @@ PARALLEL_MIN_BYTES = 8 << 20  # below this one thread was faster (the pool's han
 def shares(n, nbytes):
     """range(n) (samples of a batch, or elements), nbytes in all, as one (lo, hi) block per
     worker thread, or as one block where the array is small."""
-    w = min(threads.workers(), n) if nbytes >= PARALLEL_MIN_BYTES else 1
-    edges = [n * k // w for k in range(w + 1)]
-    return list(zip(edges, edges[1:]))
+    return threads.blocks(n, min(threads.workers(), n) if nbytes >= PARALLEL_MIN_BYTES else 1)
 
 
 def leaky_relu(x, a):
@@ -122,10 +120,7 @@ def _channel_sums(work, n, nbytes, rows):
         work(span[0], span[1], out)
         return out
     parts = threads.run(block, shares(n, nbytes))
-    total = parts[0]
-    for p in parts[1:]:
-        total += p
-    return total
+    return sum(parts[1:], parts[0])
 
 
 def _rows(a):

@@ -53,6 +53,12 @@ def pool():
     return _pool[pid]
 
 
+def blocks(n, w):
+    """range(n) as w contiguous (lo, hi) blocks of (nearly) equal size."""
+    edges = [n * k // w for k in range(w + 1)]
+    return list(zip(edges, edges[1:]))
+
+
 def one_blas_thread():
     """A context in which BLAS runs one thread per calling thread (process-wide: threadpoolctl);
     it does nothing where threadpoolctl is missing."""

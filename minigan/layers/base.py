@@ -3,8 +3,8 @@ and the reference switch."""
 import contextlib
 import inspect
 import math
-import threading
 import os
+import threading
 
 import numpy as np
 

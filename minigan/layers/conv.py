@@ -121,10 +121,9 @@ def batch_shares(x, col_bytes_per_sample):
     N = x.shape[0]
     if not on_fast_path(x) or N == 0:
         return [[(0, N)]]
-    per_span, W = max(1, CHUNK_BYTES // col_bytes_per_sample), min(threads.workers(), N)
-    edges = [N * w // W for w in range(W + 1)]
-    return [[(lo, min(hi, lo + per_span)) for lo in range(lo_share, hi, per_span)]
-            for lo_share, hi in zip(edges, edges[1:])]
+    per_span = max(1, CHUNK_BYTES // col_bytes_per_sample)
+    return [[(lo, min(hi, lo + per_span)) for lo in range(first, hi, per_span)]
+            for first, hi in threads.blocks(N, min(threads.workers(), N))]
 
 
 def add_to(total, part):
