@@ -1,7 +1,7 @@
-"""LeakyReLU and BatchNorm (on (N, C, H, W)) on the CPU in one or two passes over the data,
-compiled by numba. Their equations are those of minigan/layers/activations.py and
-minigan/layers/batchnorm.py, whose NumPy expressions define them, run on CuPy and in
-reference mode, and are checked against these loops in tests/test_elementwise.py.
+"""LeakyReLU, BatchNorm (on (N, C, H, W)) and Adam's update on the CPU in one or two passes
+over the data, compiled by numba. Their equations are those of minigan/layers/activations.py,
+minigan/layers/batchnorm.py and minigan/optim.py, whose NumPy expressions define them, run on
+CuPy and in reference mode, and are checked against these loops in tests/test_elementwise.py.
 
 Why: NumPy runs each operator as its own pass over the activations. LeakyReLU's forward
 took three (x > 0, a·x, the maximum) and its backward four; BatchNorm's forward five and its
@@ -9,7 +9,9 @@ backward seven, each reading or writing up to 13 MB (G's last BatchNorm at batch
 width) that no cache holds. Here LeakyReLU is one pass each way and BatchNorm two in each
 direction (statistics, then the output), on the worker threads for arrays of 8 MB and more (a
 block of the batch each, minigan.kernels.threads). Per-channel sums are accumulated in float64 and added over the
-blocks in order, so the result does not depend on which thread finished first.
+blocks in order, so the result does not depend on which thread finished first. Adam's update
+took eleven passes over a parameter and its three buffers; here it is one, with the same
+operations in the same order, so it rounds as NumPy does (no fastmath: no fused multiply-adds).
 """
 import numba
 import numpy as np
@@ -162,3 +164,22 @@ def batchnorm_grad(dy, xc, scale, slope, shift):
     threads.run(lambda s: _grad_apply(dy3[s[0]:s[1]], xc3[s[0]:s[1]], scale, slope, shift, dx3[s[0]:s[1]]),
                 shares(len(dy), dy.nbytes))
     return dx
+
+
+@numba.njit(nogil=True, error_model="numpy")  # x/0 gives inf as in NumPy (no check, so the loop vectorises)
+def _adam(p, g, m, v, b1, c1, b2, c2, bias2, eps, step):
+    """Adam's update of minigan/optim.py, element by element, in its order of operations."""
+    for i in range(p.size):
+        gi = g[i]
+        mi = m[i] * b1 + c1 * gi
+        vi = v[i] * b2 + c2 * (gi * gi)
+        m[i], v[i] = mi, vi
+        p[i] -= step * (mi / (np.sqrt(vi) / bias2 + eps))
+
+
+def adam(p, g, m, v, b1, c1, b2, c2, bias2, eps, step):
+    """Adam's update of p, m and v in place (all C-contiguous, one dtype; the scalars in it):
+    m = b1·m + c1·g;  v = b2·v + c2·g²;  p -= step · m / (sqrt(v)/bias2 + eps)."""
+    p1, g1, m1, v1 = (a.reshape(-1) for a in (p, g, m, v))  # views
+    threads.run(lambda s: _adam(p1[s[0]:s[1]], g1[s[0]:s[1]], m1[s[0]:s[1]], v1[s[0]:s[1]],
+                                b1, c1, b2, c2, bias2, eps, step), shares(p.size, p.nbytes))

@@ -6,6 +6,14 @@ gradients can be checked or combined before a step.
 import numpy as np
 
 from . import backend
+from .kernels import elementwise_numba
+from .layers.base import on_fast_path
+
+
+def compiled(*arrays):
+    """Whether an update runs as one compiled pass: NumPy's fast path, arrays of one dtype, C-contiguous."""
+    return (on_fast_path(arrays[0]) and all(a.flags.c_contiguous for a in arrays)
+            and len({a.dtype for a in arrays}) == 1)
 
 
 class Optimizer:
@@ -89,6 +97,9 @@ class Adam(Optimizer):
         f = p.dtype.type  # scalars in the parameter's dtype: NumPy and CuPy (NEP 50) round alike
         b1, b2 = self.betas
         m, v = self._buffer("m/" + name, p), self._buffer("v/" + name, p)
+        if compiled(p, g, m, v):  # the same, in one compiled pass (kernels/elementwise_numba.py)
+            return elementwise_numba.adam(p, g, m, v, f(b1), f(1 - b1), f(b2), f(1 - b2), f(np.sqrt(1 - b2 ** self.t)),
+                                          f(self.eps), f(self.lr / (1 - b1 ** self.t)))
         m *= f(b1)
         m += f(1 - b1) * g
         v *= f(b2)

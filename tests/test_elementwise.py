@@ -1,13 +1,14 @@
-"""The compiled LeakyReLU and BatchNorm passes (kernels/elementwise_numba.py, NumPy's fast path)
-against the NumPy expressions that define them (reference mode), on shapes hypothesis draws,
-split over 1-3 worker threads or not at all."""
+"""The compiled LeakyReLU, BatchNorm and Adam passes (kernels/elementwise_numba.py) and the split
+matmul (minigan/layers/base.py), NumPy's fast path, against the NumPy expressions that define
+them (reference mode), on shapes hypothesis draws, split over 1-3 worker threads or not at all."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minigan import optim
 from minigan.kernels import elementwise_numba, threads
-from minigan.layers import BatchNorm, LeakyReLU, ReLU, reference_mode
+from minigan.layers import BatchNorm, Dense, LeakyReLU, ReLU, Sequential, base, reference_mode
 
 cases = dict(n=st.integers(2, 6), c=st.integers(1, 5), h=st.integers(1, 8), w=st.integers(1, 8),
              workers=st.integers(1, 3), split=st.booleans(), transposed=st.booleans(),
@@ -30,13 +31,16 @@ def both_paths(layer, x, dy, training, workers, split):
 
 
 def close(fast, ref, dtype):
-    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
+    """Equal to rounding. In float32 the absolute tolerance grows with the largest value of the
+    array: a per-channel sum whose terms cancel (BatchNorm's dgamma) keeps the rounding of its
+    terms, which the fast path adds in float64 and the reference in float32."""
     (y, dx, grads), (y_ref, dx_ref, grads_ref) = fast, ref
     assert y.dtype == dx.dtype == dtype
-    np.testing.assert_allclose(y, y_ref, **tol)
-    np.testing.assert_allclose(dx, dx_ref, **tol)
-    for k in grads_ref:
-        np.testing.assert_allclose(grads[k], grads_ref[k], err_msg=k, **tol)
+    for a, b, what in [(y, y_ref, "y"), (dx, dx_ref, "dx")] + [(grads[k], grads_ref[k], k) for k in grads_ref]:
+        if dtype == np.float64:
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=what)
+        else:
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6 * max(1.0, float(np.abs(b).max())), err_msg=what)
 
 
 @settings(max_examples=40)
@@ -76,6 +80,75 @@ def test_leaky_relu_fast_path_equals_the_numpy_expressions(n, c, h, w, workers, 
     close(fast, ref, dtype)
     np.testing.assert_array_equal(fast[0], ref[0])  # one comparison and one product: bit for bit
     np.testing.assert_array_equal(fast[1], ref[1])
+
+
+def workers_and_split(patch, workers, split):
+    patch.setattr(threads, "workers", lambda: workers)
+    patch.setattr(threads, "_pool", {})
+    if split:
+        patch.setattr(elementwise_numba, "PARALLEL_MIN_BYTES", 0)
+        patch.setattr(base, "SPLIT_MIN_FLOPS", 0)
+
+
+@settings(max_examples=30)
+@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=3), steps=st.integers(1, 4),
+       betas=st.sampled_from([(0.9, 0.999), (0.5, 0.999), (0.0, 0.9)]), workers=st.integers(1, 3),
+       split=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 31 - 1))
+def test_adam_fast_path_equals_the_numpy_expressions_bit_for_bit(sizes, steps, betas, workers, split, dtype, seed):
+    """The same operations in the same order, no fused multiply-adds: the compiled update rounds
+    as the NumPy expressions do, over several steps and gradients from 1e-6 to 10."""
+    rng = np.random.default_rng(seed)
+    models = [Sequential(*[Dense(a, b, rng=seed) for a, b in zip([3] + sizes, sizes)]).to(np, dtype) for _ in range(2)]
+    opts = [optim.Adam(m, lr=2e-3, betas=betas) for m in models]
+    for _ in range(steps):
+        grads = [(rng.standard_normal(l.params[k].shape) * 10.0 ** rng.integers(-6, 2)).astype(dtype)
+                 for _, l, k in opts[0].slots]
+        for opt, reference in zip(opts, (False, True)):
+            for (_, layer, k), g in zip(opt.slots, grads):
+                layer.grads[k] = g.copy()
+            with pytest.MonkeyPatch.context() as patch, reference_mode(reference):
+                workers_and_split(patch, workers, split)
+                opt.step()
+    fast, ref = models[0].params, models[1].params
+    for k in ref:
+        assert fast[k].dtype == dtype
+        np.testing.assert_array_equal(fast[k], ref[k], err_msg=k)
+    for k in opts[1].state:
+        np.testing.assert_array_equal(opts[0].state[k], opts[1].state[k], err_msg=k)
+
+
+def test_every_dcgan_parameter_takes_adams_compiled_pass():
+    """The compiled update needs C-contiguous gradients of the parameter's dtype; a layer whose
+    gradient is a transposed view would fall back to the eleven NumPy passes without a word."""
+    from minigan import models
+    from minigan.trainer import GANTrainer
+    G, D, networks = models.build_networks("dcgan", nz=8, width=0.25)
+    trainer = GANTrainer(G, D, nz=8, log=lambda *a: None, networks=networks)
+    rng = np.random.default_rng(0)
+    trainer.train_step(rng.uniform(-1, 1, (4, 1, 28, 28)).astype(np.float32),
+                       rng.standard_normal((4, 8)).astype(np.float32))
+    slots = [(name, layer, k) for opt in trainer.model.opt.values() for name, layer, k in opt.slots]
+    assert len(slots) >= 10
+    for name, layer, k in slots:
+        assert optim.compiled(layer.params[k], layer.grads[k]), f"{name} ({layer}): its gradient is not compiled-ready"
+
+
+@settings(max_examples=30)
+@given(n=st.integers(1, 9), a=st.integers(1, 12), b=st.integers(1, 12), workers=st.integers(1, 3),
+       split=st.booleans(), transposed=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2 ** 31 - 1))
+def test_split_matmul_equals_the_product(n, a, b, workers, split, transposed, dtype, seed):
+    """base.matmul splits a's rows over the worker threads; each row is one BLAS product either way."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((a, n) if transposed else (n, a)).astype(dtype)
+    x = x.T if transposed else x
+    w = rng.standard_normal((a, b)).astype(dtype)
+    with pytest.MonkeyPatch.context() as patch:
+        workers_and_split(patch, workers, split)
+        y = base.matmul(x, w)
+    assert y.shape == (n, b) and y.dtype == dtype
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, x @ w, **tol)
 
 
 @pytest.mark.parametrize("layer", [BatchNorm(3), LeakyReLU(0.2)], ids=["batchnorm", "leaky_relu"])

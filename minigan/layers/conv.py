@@ -214,7 +214,7 @@ class Conv2D(_ConvBase):
     def backward(self, dy, param_grads=True):
         """With dy2 = dy as (O, N*Ho*Wo) and col = im2col(x) as (C*k*k, N*Ho*Wo):
         dW = dy2 colᵀ;  db[o] = Σ_{n,h,w} dy;  dx = col2im(Wᵀ dy2).
-        Each span of the batch adds its part of dW (a sum over n)."""
+        Each span of the batch adds its part of dW (a sum over n), computed as (col dy2ᵀ)ᵀ."""
         self.check_grad(dy)
         x = self.cache
         xp = xp_of(dy)
@@ -223,19 +223,19 @@ class Conv2D(_ConvBase):
         W2 = W.reshape(O, -1)
         dx = xp.empty(x.shape, dy.dtype)
 
-        def share(spans):  # this share's rows of dx; its part of dW, returned
-            dW = None
+        def share(spans):  # this share's rows of dx; its part of dWᵀ, returned
+            dWt = None
             for lo, hi in spans:
                 dy2 = as_rows(dy[lo:hi])
-                if param_grads:
-                    dW = add_to(dW, dy2 @ self.columns(x[lo:hi], Ho, Wo).T)
+                if param_grads:  # dWᵀ = col dy2ᵀ: the tall product, which BLAS runs faster
+                    dWt = add_to(dWt, self.columns(x[lo:hi], Ho, Wo) @ dy2.T)
                 dcol = scratch("dcol", (self.in_ch, self.kernel_size, self.kernel_size, hi - lo, Ho, Wo), like=dy)
                 xp.matmul(W2.T, dy2, out=dcol.reshape(W2.shape[1], -1))
                 col2im(dcol, (hi - lo,) + x.shape[1:], self.stride, self.padding, out=dx[lo:hi])
-            return dW
+            return dWt
         parts = threads.run(share, batch_shares(x, W2.shape[1] * Ho * Wo * x.itemsize))
         if param_grads:
-            self.grads["W"] = functools.reduce(add_to, parts).reshape(W.shape)
+            self.grads["W"] = xp.ascontiguousarray(functools.reduce(add_to, parts).T).reshape(W.shape)
             self._bias_grad(dy)
         return dx
 
@@ -311,7 +311,7 @@ class ConvTranspose2D(_ConvBase):
     def backward(self, dy, param_grads=True):
         """With x2 = x as (in_ch, N*H*W) and dcol = im2col(dy) as (out_ch*k*k, N*H*W):
         dW = x2 dcolᵀ;  db[o] = Σ_{n,h,w} dy;  dx = W dcol, back to (N, in_ch, H, W).
-        Each span of the batch adds its part of dW (a sum over n)."""
+        Each span of the batch adds its part of dW (a sum over n), computed as (dcol x2ᵀ)ᵀ."""
         self.check_grad(dy)
         x = self.cache
         xp = xp_of(dy)
@@ -321,18 +321,18 @@ class ConvTranspose2D(_ConvBase):
         W2 = W.reshape(Cin, -1)
         dx = xp.empty(x.shape, dy.dtype)
 
-        def share(spans):  # this share's rows of dx; its part of dW, returned
-            dW = None
+        def share(spans):  # this share's rows of dx; its part of dWᵀ, returned
+            dWt = None
             for lo, hi in spans:
                 dcol = scratch("col", (self.out_ch, k, k, hi - lo, H, Wd), like=dy)
                 dcol = im2col(dy[lo:hi], k, self.stride, self.padding, out=dcol).reshape(W2.shape[1], -1)
-                if param_grads:
-                    dW = add_to(dW, as_rows(x[lo:hi]) @ dcol.T)
+                if param_grads:  # dWᵀ = dcol x2ᵀ: the tall product, which BLAS runs faster
+                    dWt = add_to(dWt, dcol @ as_rows(x[lo:hi]).T)
                 dx[lo:hi] = (W2 @ dcol).reshape(Cin, hi - lo, H, Wd).transpose(1, 0, 2, 3)
-            return dW
+            return dWt
         parts = threads.run(share, batch_shares(x, W2.shape[1] * H * Wd * x.itemsize))
         if param_grads:
-            self.grads["W"] = functools.reduce(add_to, parts).reshape(W.shape)
+            self.grads["W"] = xp.ascontiguousarray(functools.reduce(add_to, parts).T).reshape(W.shape)
             self._bias_grad(dy)
         return dx
 
