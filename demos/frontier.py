@@ -19,6 +19,7 @@ against training minutes, one line per recipe: the mean over the seeds run). A r
 OUT is not run again (a stopped benchmark resumes; see demos/cures.py). The minutes depend on
 the machine: the table prints what this one is.
 """
+import math
 import shlex
 import sys
 import time
@@ -34,14 +35,15 @@ from cures import arm_folder, kept, mean_sd, pick, write_table  # noqa: E402
 
 from minigan import cli, data, metrics, viz  # noqa: E402
 
-RECIPES = {  # name -> demos/mnist_gan.py flags, the width spelled out (the default took its width from here)
+RECIPES = {  # name -> demos/mnist_gan.py flags, width and rate spelled out (the default run took both from here)
     "plain": "--plain",
-    "full": "--width 1",
-    "three-quarter": "--width 0.75",
-    "half": "--width 0.5",
-    "half-b32": "--width 0.5 --batch-size 32",
-    "half-diffaug": "--width 0.5 --diffaug translation",
-    "half-decay": "--width 0.5 --lr-decay 4000",
+    "full": "--width 1 --lr 1e-3",
+    "three-quarter": "--width 0.75 --lr 1e-3",
+    "half": "--width 0.5 --lr 1e-3",
+    "half-b32": "--width 0.5 --lr 1e-3 --batch-size 32",
+    "half-diffaug": "--width 0.5 --lr 1e-3 --diffaug translation",
+    "half-decay": "--width 0.5 --lr 1e-3 --lr-decay 4000",
+    "half-lr2e-3": "--width 0.5 --lr 2e-3",
 }
 POINTS = 4  # scored at each quarter of the budget
 
@@ -80,7 +82,7 @@ def run(flags, seed, seconds, images, test, n_eval, z_grid):
     points = []
     for k in range(1, POINTS + 1):
         budget.until = seconds * k / POINTS
-        t.fit(images, batch_size=batch, epochs=10 ** 9)  # ends by the budget (or a signal)
+        t.fit(images, batch_size=batch, epochs=math.inf)  # ends by the budget (or a signal)
         budget.pause()
         if t.stop_signal != "time budget":
             raise cli.Stopped(f"stopped by {t.stop_signal} at step {t.step}; not recorded", t.stop_signal)

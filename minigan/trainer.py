@@ -90,9 +90,9 @@ class Trainer:
 
     # ---- the loop --------------------------------------------------------------------------
     def fit(self, data, *, batch_size, epochs=None, steps=None):
-        """Train on host float32 samples `data` (N, ...) until `epochs` epochs are done, or until
-        the run's step count reaches `steps`. Returns "done" or "interrupted" (Ctrl-C or
-        SIGTERM: a checkpoint was saved first)."""
+        """Train on host float32 samples `data` (N, ...) until `epochs` epochs are done (math.inf:
+        until a callback or a signal ends the run), or until the run's step count reaches `steps`.
+        Returns "done" or "interrupted" (Ctrl-C or SIGTERM: a checkpoint was saved first)."""
         n = len(data)
         if not 1 <= batch_size <= n:
             raise ValueError(f"Trainer.fit: expected 1 <= batch_size <= {n} (the number of samples), "
@@ -372,7 +372,8 @@ class _Progress:
     and fake (labelled as the loss means them), MMD², r_t."""
 
     def __init__(self, epoch, epochs, steps, labels):
-        self.prefix, self.steps, self.start = f"epoch {epoch}/{epochs}", steps, time.perf_counter()
+        self.prefix = f"epoch {epoch}" + (f"/{epochs}" if epochs != math.inf else "")
+        self.steps, self.start = steps, time.perf_counter()
         self.tty, self.line, self.labels = sys.stderr.isatty(), "", labels
 
     def show(self, i, row):

@@ -1,6 +1,6 @@
-"""The compiled LeakyReLU, BatchNorm and Adam passes (kernels/elementwise_numba.py) and the split
-matmul (minigan/layers/base.py), NumPy's fast path, against the NumPy expressions that define
-them (reference mode), on shapes hypothesis draws, split over 1-3 worker threads or not at all."""
+"""The compiled LeakyReLU, BatchNorm and Adam passes (kernels/elementwise_numba.py, NumPy's fast
+path) against the NumPy expressions that define them (reference mode), on shapes hypothesis
+draws, split over 1-3 worker threads or not at all."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,11 +8,19 @@ from hypothesis import strategies as st
 
 from minigan import optim
 from minigan.kernels import elementwise_numba, threads
-from minigan.layers import BatchNorm, Dense, LeakyReLU, ReLU, Sequential, base, reference_mode
+from minigan.layers import BatchNorm, Dense, LeakyReLU, ReLU, Sequential, reference_mode
 
 cases = dict(n=st.integers(2, 6), c=st.integers(1, 5), h=st.integers(1, 8), w=st.integers(1, 8),
              workers=st.integers(1, 3), split=st.booleans(), transposed=st.booleans(),
              dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 31 - 1))
+
+
+def workers_and_split(patch, workers, split):
+    """`workers` worker threads; with `split`, arrays of any size split over them."""
+    patch.setattr(threads, "workers", lambda: workers)
+    patch.setattr(threads, "_pool", {})  # a pool made here (of `workers` threads) is dropped after
+    if split:
+        patch.setattr(elementwise_numba, "PARALLEL_MIN_BYTES", 0)
 
 
 def both_paths(layer, x, dy, training, workers, split):
@@ -20,10 +28,7 @@ def both_paths(layer, x, dy, training, workers, split):
     results = []
     for reference in (False, True):
         with pytest.MonkeyPatch.context() as patch, reference_mode(reference):
-            patch.setattr(threads, "workers", lambda: workers)
-            patch.setattr(threads, "_pool", {})  # a pool made here (of `workers` threads) is dropped after
-            if split:
-                patch.setattr(elementwise_numba, "PARALLEL_MIN_BYTES", 0)
+            workers_and_split(patch, workers, split)
             y = layer.forward(x, training)
             dx = layer.backward(dy)
             results.append((y, dx, {k: g.copy() for k, g in layer.grads.items()}))
@@ -82,14 +87,6 @@ def test_leaky_relu_fast_path_equals_the_numpy_expressions(n, c, h, w, workers, 
     np.testing.assert_array_equal(fast[1], ref[1])
 
 
-def workers_and_split(patch, workers, split):
-    patch.setattr(threads, "workers", lambda: workers)
-    patch.setattr(threads, "_pool", {})
-    if split:
-        patch.setattr(elementwise_numba, "PARALLEL_MIN_BYTES", 0)
-        patch.setattr(base, "SPLIT_MIN_FLOPS", 0)
-
-
 @settings(max_examples=30)
 @given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=3), steps=st.integers(1, 4),
        betas=st.sampled_from([(0.9, 0.999), (0.5, 0.999), (0.0, 0.9)]), workers=st.integers(1, 3),
@@ -131,24 +128,6 @@ def test_every_dcgan_parameter_takes_adams_compiled_pass():
     assert len(slots) >= 10
     for name, layer, k in slots:
         assert optim.compiled(layer.params[k], layer.grads[k]), f"{name} ({layer}): its gradient is not compiled-ready"
-
-
-@settings(max_examples=30)
-@given(n=st.integers(1, 9), a=st.integers(1, 12), b=st.integers(1, 12), workers=st.integers(1, 3),
-       split=st.booleans(), transposed=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
-       seed=st.integers(0, 2 ** 31 - 1))
-def test_split_matmul_equals_the_product(n, a, b, workers, split, transposed, dtype, seed):
-    """base.matmul splits a's rows over the worker threads; each row is one BLAS product either way."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((a, n) if transposed else (n, a)).astype(dtype)
-    x = x.T if transposed else x
-    w = rng.standard_normal((a, b)).astype(dtype)
-    with pytest.MonkeyPatch.context() as patch:
-        workers_and_split(patch, workers, split)
-        y = base.matmul(x, w)
-    assert y.shape == (n, b) and y.dtype == dtype
-    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(y, x @ w, **tol)
 
 
 @pytest.mark.parametrize("layer", [BatchNorm(3), LeakyReLU(0.2)], ids=["batchnorm", "leaky_relu"])

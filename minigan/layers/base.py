@@ -9,7 +9,6 @@ import threading
 import numpy as np
 
 from .. import backend
-from ..kernels import threads
 
 
 class Layer:
@@ -241,23 +240,6 @@ def on_fast_path(x):
     """True where a layer runs its compiled loops and worker threads: NumPy arrays, out of
     reference mode. CuPy and reference mode run the NumPy expressions on the page."""
     return backend.xp_of(x) is np and not _reference
-
-
-SPLIT_MIN_FLOPS = 2e7  # below this one thread was as fast (the pool's hand-offs cost ~0.1 ms)
-
-
-def matmul(a, b):
-    """a @ b (2-D). On NumPy's fast path a product of SPLIT_MIN_FLOPS or more is split by a's
-    rows over the worker threads (minigan.kernels.threads), each with one BLAS thread: a
-    training step runs under one BLAS thread (GANTrainer.train_step), which would leave the
-    other cores idle in a Dense layer's matmuls."""
-    M = a.shape[0]
-    if not on_fast_path(a) or M < 2 or 2.0 * M * a.shape[1] * b.shape[1] < SPLIT_MIN_FLOPS:
-        return a @ b
-    out = np.empty((M, b.shape[1]), np.result_type(a, b))
-    threads.run(lambda s: np.matmul(a[s[0]:s[1]], b, out=out[s[0]:s[1]]),
-                threads.blocks(M, min(threads.workers(), M)))
-    return out
 
 
 @contextlib.contextmanager

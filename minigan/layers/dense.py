@@ -1,7 +1,7 @@
 import numpy as np
 
 from .. import backend, init
-from .base import Layer, check_positive, matmul
+from .base import Layer, check_positive
 
 
 class Dense(Layer):
@@ -26,7 +26,7 @@ class Dense(Layer):
     def forward(self, x, training=True):
         self.check_input(x)
         self.cache = x
-        y = matmul(x, self.params["W"])  # x @ W, on the worker threads where it is large (base.matmul)
+        y = x @ self.params["W"]
         if "b" in self.params:
             y += self.params["b"]
         return y
@@ -36,10 +36,10 @@ class Dense(Layer):
         self.check_grad(dy)
         x = self.cache
         if param_grads:
-            self.grads["W"] = matmul(x.T, dy)
+            self.grads["W"] = x.T @ dy
             if "b" in self.params:
                 self.grads["b"] = dy.sum(axis=0)
-        return matmul(dy, self.params["W"].T)
+        return dy @ self.params["W"].T
 
     def backward_backward(self, dy, g, param_grads=True):
         """The derivative of backward's dx = dy Wᵀ, given g = ∂P/∂dx (N, in):
