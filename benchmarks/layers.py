@@ -8,9 +8,10 @@ for Conv2D, (out_ch*k*k, in_ch) @ (in_ch, N*H*W) for ConvTranspose2D. Backward d
 products (dx and dW), so its FLOPs are twice the forward's. Times are the best of --repeat
 runs, the matmul's too (a shared machine: the fastest run is the least disturbed).
 
---torch also times each layer's PyTorch twin (torch.nn, CPU, its own threads; forward, then
-backward to the input and the weights, as minigan's backward computes), to show where the two
-engines differ layer by layer (`pip install torch==2.13.0`, for this comparison only).
+--torch also times each layer's PyTorch twin (torch.nn, CPU, as many threads as minigan's
+workers; forward, then backward to the input and the weights, as minigan's backward computes),
+after all of minigan's layers, to show where the two engines differ layer by layer
+(`pip install torch==2.13.0`, for this comparison only).
 """
 import argparse
 import sys
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import best_time, machine, matmul_rate, synced  # noqa: E402
 
 from minigan import backend, models  # noqa: E402
+from minigan.kernels import threads  # noqa: E402
 from minigan.layers import Conv2D, ConvTranspose2D, Dense  # noqa: E402
 
 
@@ -100,7 +102,7 @@ def main():
             t_f = best_time(synced(lambda: layer.forward(x), xp), args.repeat)
             t_b = best_time(synced(lambda: layer.backward(dy), xp), args.repeat)
             shape = gemm_shape(layer, x.shape, y.shape)
-            theirs = torch_times(layer, x, dy, args.repeat) if args.torch else None
+            theirs = (layer, x, dy) if args.torch else None  # its PyTorch twin is timed after every minigan layer
             if shape:
                 flops = 2 * np.prod(shape, dtype=np.float64)
                 ref = matmul_rate(*shape, repeat=args.repeat, xp=xp)
@@ -108,15 +110,19 @@ def main():
             else:
                 rows.append((f"{name}.{i} {layer!r}"[:62], t_f, t_b, None, None, None, theirs))
             x = y
+    if args.torch:  # after minigan's layers, so that PyTorch's spinning OpenMP threads slow none of them
+        import torch
+        torch.set_num_threads(threads.workers())
+        rows = [r[:6] + (torch_times(*r[6], args.repeat),) for r in rows]
     print(f"{'layer':62s} {'fwd ms':>7s} {'bwd ms':>7s} {'fwd GF/s':>9s} {'bwd GF/s':>9s} {'matmul GF/s':>11s} {'fwd/mm':>6s} {'bwd/mm':>6s}"
           + (f" {'torch fwd':>9s} {'torch bwd':>9s}" if args.torch else ""))
     for name, t_f, t_b, gf, gb, ref, theirs in rows:
         line = f"{name:62s} {t_f * 1e3:7.2f} {t_b * 1e3:7.2f}"
-        line += f" {gf:9.1f} {gb:9.1f} {ref:11.1f} {gf / ref:6.2f} {gb / ref:6.2f}" if ref else " " * 49
+        line += f" {gf:9.1f} {gb:9.1f} {ref:11.1f} {gf / ref:6.2f} {gb / ref:6.2f}" if ref else " " * 46
         print(line + (f" {theirs[0] * 1e3:9.2f} {theirs[1] * 1e3:9.2f}" if theirs else ""))
     total = f"{'total':62s} {sum(r[1] for r in rows) * 1e3:7.2f} {sum(r[2] for r in rows) * 1e3:7.2f}"
     if args.torch:
-        total += " " * 49 + "".join(f" {sum(r[6][j] for r in rows if r[6]) * 1e3:9.2f}" for j in (0, 1))
+        total += " " * 46 + "".join(f" {sum(r[6][j] for r in rows if r[6]) * 1e3:9.2f}" for j in (0, 1))
     print(total)
 
 

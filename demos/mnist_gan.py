@@ -33,7 +33,7 @@ PLAIN_STEPS = 1200  # --plain: the full-width DCGAN's budget in the same ten min
 # The default run: the best recipe at ten minutes of training on 2 cores (demos/frontier.py; docs/results.md,
 # "Recipes at a fixed wall-clock budget"): the stack that won demos/cures.py's side-by-side table (Adam 1e-3,
 # EMA of G) on the DCGAN at half its channel counts, which takes 2.6 times the steps per minute, with Adam's
-# rate doubled again to 2e-3 (better than 1e-3 on every measure over three seeds of ten minutes).
+# rate raised again, to 2e-3 (better than 1e-3 on every measure over three seeds of ten minutes).
 # --plain: the DCGAN as published (Radford et al. 2016), no cures, full width.
 DEFAULT_STACK = {"lr": 2e-3, "ema": 0.999, "width": 0.5}
 PLAIN = {"lr": 2e-4, "ema": None, "width": 1.0}

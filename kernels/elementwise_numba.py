@@ -10,7 +10,7 @@ width) that no cache holds. Here LeakyReLU is one pass each way and BatchNorm tw
 direction (statistics, then the output), on the worker threads for arrays of 8 MB and more (a
 block of the batch each, minigan.kernels.threads). Per-channel sums are accumulated in float64 and added over the
 blocks in order, so the result does not depend on which thread finished first. Adam's update
-took eleven passes over a parameter and its three buffers; here it is one, with the same
+took thirteen NumPy passes over a parameter, its gradient and its two moments; here it is one, with the same
 operations in the same order, so it rounds as NumPy does (no fastmath: no fused multiply-adds).
 """
 import numba
@@ -178,8 +178,10 @@ def _adam(p, g, m, v, b1, c1, b2, c2, bias2, eps, step):
 
 
 def adam(p, g, m, v, b1, c1, b2, c2, bias2, eps, step):
-    """Adam's update of p, m and v in place (all C-contiguous, one dtype; the scalars in it):
+    """Adam's update of p, m and v in place (all C-contiguous, one dtype):
     m = b1·m + c1·g;  v = b2·v + c2·g²;  p -= step · m / (sqrt(v)/bias2 + eps)."""
+    f = p.dtype.type  # the scalars in the arrays' dtype, as the NumPy expressions have them
+    b1, c1, b2, c2, bias2, eps, step = (f(a) for a in (b1, c1, b2, c2, bias2, eps, step))
     p1, g1, m1, v1 = (a.reshape(-1) for a in (p, g, m, v))  # views
     threads.run(lambda s: _adam(p1[s[0]:s[1]], g1[s[0]:s[1]], m1[s[0]:s[1]], v1[s[0]:s[1]],
                                 b1, c1, b2, c2, bias2, eps, step), shares(p.size, p.nbytes))

@@ -97,9 +97,10 @@ class Adam(Optimizer):
         f = p.dtype.type  # scalars in the parameter's dtype: NumPy and CuPy (NEP 50) round alike
         b1, b2 = self.betas
         m, v = self._buffer("m/" + name, p), self._buffer("v/" + name, p)
-        if compiled(p, g, m, v):  # the same, in one compiled pass (kernels/elementwise_numba.py)
-            return elementwise_numba.adam(p, g, m, v, f(b1), f(1 - b1), f(b2), f(1 - b2), f(np.sqrt(1 - b2 ** self.t)),
-                                          f(self.eps), f(self.lr / (1 - b1 ** self.t)))
+        if compiled(p, g, m, v):  # the lines below in one compiled pass (kernels/elementwise_numba.py)
+            elementwise_numba.adam(p, g, m, v, f(b1), f(1 - b1), f(b2), f(1 - b2), f(np.sqrt(1 - b2 ** self.t)),
+                                   f(self.eps), f(self.lr / (1 - b1 ** self.t)))
+            return
         m *= f(b1)
         m += f(1 - b1) * g
         v *= f(b2)

@@ -91,8 +91,9 @@ class Trainer:
     # ---- the loop --------------------------------------------------------------------------
     def fit(self, data, *, batch_size, epochs=None, steps=None):
         """Train on host float32 samples `data` (N, ...) until `epochs` epochs are done (math.inf:
-        until a callback or a signal ends the run), or until the run's step count reaches `steps`.
-        Returns "done" or "interrupted" (Ctrl-C or SIGTERM: a checkpoint was saved first)."""
+        until a callback's request_stop or a signal ends the run), or until the run's step count
+        reaches `steps`. Returns "done" or "interrupted" (Ctrl-C, SIGTERM or request_stop: a
+        checkpoint was saved first)."""
         n = len(data)
         if not 1 <= batch_size <= n:
             raise ValueError(f"Trainer.fit: expected 1 <= batch_size <= {n} (the number of samples), "
