@@ -91,7 +91,7 @@ def main():
     xp = backend.get(args.backend)
     print(machine() + ("" if xp is np else f"; CuPy {xp.__version__} on the GPU"))
     rng = np.random.default_rng(0)
-    rows = []
+    rows, twins = [], []  # twins: each layer's (layer, x, dy), for its PyTorch twin (--torch)
     for name, model, x in (("G", models.dcgan_generator(), rng.standard_normal((args.batch, 100))),
                            ("D", models.dcgan_discriminator(), rng.uniform(-1, 1, (args.batch, 1, 28, 28)))):
         model.to(xp)
@@ -102,18 +102,18 @@ def main():
             t_f = best_time(synced(lambda: layer.forward(x), xp), args.repeat)
             t_b = best_time(synced(lambda: layer.backward(dy), xp), args.repeat)
             shape = gemm_shape(layer, x.shape, y.shape)
-            theirs = (layer, x, dy) if args.torch else None  # its PyTorch twin is timed after every minigan layer
+            twins.append((layer, x, dy) if args.torch else None)
             if shape:
                 flops = 2 * np.prod(shape, dtype=np.float64)
                 ref = matmul_rate(*shape, repeat=args.repeat, xp=xp)
-                rows.append((f"{name}.{i} {layer!r}"[:62], t_f, t_b, flops / t_f / 1e9, 2 * flops / t_b / 1e9, ref, theirs))
+                rows.append((f"{name}.{i} {layer!r}"[:62], t_f, t_b, flops / t_f / 1e9, 2 * flops / t_b / 1e9, ref))
             else:
-                rows.append((f"{name}.{i} {layer!r}"[:62], t_f, t_b, None, None, None, theirs))
+                rows.append((f"{name}.{i} {layer!r}"[:62], t_f, t_b, None, None, None))
             x = y
     if args.torch:  # after minigan's layers, so that PyTorch's spinning OpenMP threads slow none of them
         import torch
         torch.set_num_threads(threads.workers())
-        rows = [r[:6] + (torch_times(*r[6], args.repeat),) for r in rows]
+    rows = [row + (twin and torch_times(*twin, args.repeat),) for row, twin in zip(rows, twins)]
     print(f"{'layer':62s} {'fwd ms':>7s} {'bwd ms':>7s} {'fwd GF/s':>9s} {'bwd GF/s':>9s} {'matmul GF/s':>11s} {'fwd/mm':>6s} {'bwd/mm':>6s}"
           + (f" {'torch fwd':>9s} {'torch bwd':>9s}" if args.torch else ""))
     for name, t_f, t_b, gf, gb, ref, theirs in rows:

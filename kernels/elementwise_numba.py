@@ -178,8 +178,9 @@ def _adam(p, g, m, v, b1, c1, b2, c2, bias2, eps, step):
 
 
 def adam(p, g, m, v, b1, c1, b2, c2, bias2, eps, step):
-    """Adam's update of p, m and v in place (all C-contiguous, one dtype):
-    m = b1·m + c1·g;  v = b2·v + c2·g²;  p -= step · m / (sqrt(v)/bias2 + eps)."""
+    """minigan/optim.py:Adam._update on p, m and v in place (all C-contiguous, one dtype), with
+    its scalars as it computes them: c1 = 1 − β1, c2 = 1 − β2, bias2 = sqrt(1 − β2ᵗ),
+    step = lr/(1 − β1ᵗ)."""
     f = p.dtype.type  # the scalars in the arrays' dtype, as the NumPy expressions have them
     b1, c1, b2, c2, bias2, eps, step = (f(a) for a in (b1, c1, b2, c2, bias2, eps, step))
     p1, g1, m1, v1 = (a.reshape(-1) for a in (p, g, m, v))  # views

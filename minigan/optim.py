@@ -98,8 +98,8 @@ class Adam(Optimizer):
         b1, b2 = self.betas
         m, v = self._buffer("m/" + name, p), self._buffer("v/" + name, p)
         if compiled(p, g, m, v):  # the lines below in one compiled pass (kernels/elementwise_numba.py)
-            elementwise_numba.adam(p, g, m, v, f(b1), f(1 - b1), f(b2), f(1 - b2), f(np.sqrt(1 - b2 ** self.t)),
-                                   f(self.eps), f(self.lr / (1 - b1 ** self.t)))
+            elementwise_numba.adam(p, g, m, v, b1, 1 - b1, b2, 1 - b2, np.sqrt(1 - b2 ** self.t),
+                                   self.eps, self.lr / (1 - b1 ** self.t))
             return
         m *= f(b1)
         m += f(1 - b1) * g
