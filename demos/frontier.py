@@ -45,6 +45,7 @@ RECIPES = {  # name -> demos/mnist_gan.py flags, width and rate spelled out (the
     "half-decay": "--width 0.5 --lr 1e-3 --lr-decay 4000",
     "half-lr2e-3": "--width 0.5 --lr 2e-3",
     "half-lr3e-3": "--width 0.5 --lr 3e-3",
+    "quarter-lr2e-3": "--width 0.25 --lr 2e-3",
 }
 POINTS = 4  # scored at each quarter of the budget
 

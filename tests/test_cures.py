@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from minigan import losses, models
 from minigan.gradcheck import check_double_backward, check_layer, numerical_gradient, rel_error
 from minigan.layers import (BatchNorm, Conv2D, ConvTranspose2D, Dense, DiffAugment, Flatten, LeakyReLU,
-                            MinibatchDiscrimination, MinibatchStdDev, Pack, Sequential, SpectralNorm, Tanh)
+                            MinibatchDiscrimination, MinibatchStdDev, Pack, Reshape, Sequential, SpectralNorm, Tanh)
 from minigan.layers.augment import shift
 from minigan.optim import EMA
 from minigan.trainer import GANTrainer, latest_checkpoint
@@ -231,6 +231,71 @@ def test_ema_is_the_closed_form_of_the_ramped_average():
     np.testing.assert_array_equal(ema.model.layers[1].buffers["running_mean"], model.layers[1].buffers["running_mean"])
     with pytest.raises(ValueError, match=r"EMA: expected 0 <= decay < 1, got 1.5"):
         EMA(model, decay=1.5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), seeds)
+def test_ema_recalibrate_finds_the_average_s_population_statistics(nz, c, h, w, seed):
+    # z ~ N(0, I) through a bias-free Dense: output f is z·W_f, of mean 0 and variance ‖W_f‖² exactly
+    # (a channel of a map: the mean of its positions' ‖W_f‖²). Measured on the average's weights,
+    # not the source's, within six standard errors of the inputs recalibrate draws.
+    rng = np.random.default_rng(seed)
+    for maps in (False, True):
+        layers = [Dense(nz, c * h * w, bias=False, rng=rng)] + \
+            ([Reshape((c, h, w)), BatchNorm(c)] if maps else [BatchNorm(c * h * w)])
+        model = Sequential(*layers).to(np, np.float64)
+        ema = EMA(model, decay=0.5)
+        ema.t = 100  # past the ramp: β = 0.5, the average halfway between the old weights and the new
+        model.layers[0].params["W"] += 1.0
+        ema.update()
+        assert not ema.fresh
+        draws = np.random.default_rng(seed + 1)
+        ema.recalibrate(lambda n: draws.standard_normal((n, nz)))
+        assert ema.fresh
+        W = ema.model.layers[0].params["W"]
+        var = (W ** 2).sum(0).reshape(c, h * w).mean(1) if maps else (W ** 2).sum(0)
+        bn = ema.model.layers[-1]
+        n = max(512, 16_384 // (h * w if maps else 1))  # inputs recalibrate runs for this BatchNorm
+        assert bn.momentum == 0.1  # put back
+        assert np.all(np.abs(bn.buffers["running_mean"]) <= 6 * np.sqrt(var / n))
+        assert np.all(np.abs(bn.buffers["running_var"] - var) <= 6 * np.sqrt(2 / n) * var)
+        W_source = model.layers[0].params["W"]  # statistics of the source's weights would be far off
+        var_source = (W_source ** 2).sum(0).reshape(c, h * w).mean(1) if maps else (W_source ** 2).sum(0)
+        assert np.all(np.abs(bn.buffers["running_var"] - var_source) > 6 * np.sqrt(2 / n) * var)
+
+
+def test_ema_recalibrate_refuses_a_batchnorm_it_cannot_reach_before_changing_anything():
+    model = Sequential(Sequential(Dense(3, 2, rng=0), BatchNorm(2))).to(np, np.float64)
+    ema = EMA(model)
+    before = dict(ema.model.layers[0].layers[1].buffers)
+    with pytest.raises(ValueError, match=r"EMA.recalibrate: expected BatchNorm layers at the model's top level, "
+                                         r"found BatchNorm\(2, .*\) inside another layer"):
+        ema.recalibrate(lambda n: np.ones((n, 3)))
+    assert ema.model.layers[0].layers[1].buffers == before and not ema.fresh
+
+
+def test_the_ema_cure_samples_with_statistics_measured_on_the_average():
+    G = models.dcgan_generator(8, width=1 / 16)  # the DCGAN's layers, 16-8-4 channels
+    D = models.dcgan_discriminator(width=1 / 16)
+    t = GANTrainer(G, D, nz=8, log=lambda *a: None, ema=0.9)
+    t.fit(np.tanh(np.random.default_rng(0).standard_normal((32, 1, 28, 28))).astype(np.float32),
+          epochs=2, batch_size=8)
+    cure = next(c for c in t.model.cures if c.name == "ema")
+    assert not cure.average.fresh  # updated since anything sampled
+    z = np.random.default_rng(1).standard_normal((16, 8)).astype(np.float32)
+    first = t.sample(z)
+    assert cure.average.fresh
+    bns = [layer for layer in t.sampler.leaves() if isinstance(layer, BatchNorm)]
+    measured = [dict(layer.buffers) for layer in bns]
+    for layer, source in zip(bns, (x for x in G.leaves() if isinstance(x, BatchNorm))):
+        assert not np.allclose(layer.buffers["running_var"], source.buffers["running_var"])
+    cure.average.fresh = False  # measured again: the same z, the same statistics, the same samples
+    np.testing.assert_array_equal(t.sample(z), first)
+    for layer, before in zip(bns, measured):
+        for k in before:
+            np.testing.assert_array_equal(layer.buffers[k], before[k])
+    state = t.model.state_dict()  # what a checkpoint saves: the measured statistics
+    np.testing.assert_array_equal(state["G_ema/1.running_var"], measured[0]["running_var"])
 
 
 # ---- the trainer with every cure ------------------------------------------------------------------

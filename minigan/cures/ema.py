@@ -1,12 +1,16 @@
 """EMA of the generator (Yazıcı et al. 2019): samples come from an average of G's weights."""
-from .. import optim
+import numpy as np
+
+from .. import backend, optim
 from .base import Cure, Option
 
 
 class EMA(Cure):
     """After each G step, θ_EMA ← β_t θ_EMA + (1 − β_t) θ_G with the ramped β_t of
     minigan.optim.EMA (its docstring has the equation and why the ramp); sampling and the
-    metrics use the average. Saved under "G_ema/" (the name models.load_generator reads)."""
+    metrics use the average, its BatchNorm statistics measured on it (optim.EMA.recalibrate)
+    before it samples or is saved, on the same z each time, so that they are a function of the
+    weights alone. Saved under "G_ema/" (the name models.load_generator reads)."""
     name = "ema"
     options = (Option("ema", None, "sample from an exponential moving average of G's weights (Yazıcı et al. "
                       "2019), decay ramped up from 0 and capped at DECAY (0.999 with no value)",
@@ -26,14 +30,24 @@ class EMA(Cure):
 
     def attach(self, gan):
         self.average = optim.EMA(gan.nets["G"], decay=self.decay)
+        self.nz, self.xp = gan.nz, gan.xp
 
     def after_g(self, gan, real, fake):
         self.average.update()
 
-    def sampler(self):
+    def measured(self):
+        """The average, its BatchNorm statistics measured on it if it has changed since."""
+        if not self.average.fresh:
+            rng = np.random.default_rng(0)  # its own stream: training's random numbers stay as they were
+            self.average.recalibrate(lambda n: backend.to_backend(
+                rng.standard_normal((n, self.nz)), self.xp, np.float32))
         return self.average.model
 
+    def sampler(self):
+        return self.measured()
+
     def state_dict(self):
+        self.measured()
         return self.average.state_dict()
 
     def load_state_dict(self, state, xp):
