@@ -225,7 +225,8 @@ class GAN:
 
     @property
     def sampler(self):
-        """The generator samples come from: a cure's (EMA's average) or G."""
+        """The generator samples come from: a cure's (EMA's average, its BatchNorm statistics
+        measured first if G has stepped since) or G."""
         return next((s for s in (c.sampler() for c in self.cures) if s is not None), self.G)
 
     def grid(self, n):

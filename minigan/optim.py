@@ -131,9 +131,9 @@ class EMA:
     The ramp is StyleGAN2-ADA's: a half-life of 5% of the steps so far, so that early
     updates forget the random initialisation (a fixed 0.9999 would keep 89% of it after
     1,200 steps); `decay` caps it. Buffers (BatchNorm's running statistics) are copied, not
-    averaged: averaged weights with stale statistics give grey images. Copied, they are the
-    source's statistics, not the average's: recalibrate() measures the average's own (and
-    ``fresh`` says whether it has since the last update).
+    averaged: averaged weights with stale statistics give grey images. Copied, they are only a
+    start, the source's statistics and not the average's: recalibrate() measures the average's
+    own, and ``fresh`` says whether it has since the last update or load.
     """
 
     def __init__(self, model, *, decay=0.999):
@@ -160,33 +160,48 @@ class EMA:
         self._copy_buffers(self.model, self.source)
         self.fresh = False
 
+    @staticmethod
+    def chain(model):
+        """The model's layers in the order its forward runs them, plain Sequentials opened up
+        (what recalibrate walks); ValueError if a BatchNorm sits inside any other layer
+        (a Heads, a Tap), whose forward is not a plain chain."""
+        from .layers.batchnorm import BatchNorm
+        from .layers.sequential import Sequential
+
+        layers = []
+        for layer in model.layers if type(model) is Sequential else [model]:
+            if type(layer) is Sequential:
+                layers += EMA.chain(layer)
+            elif not isinstance(layer, BatchNorm) and any(isinstance(x, BatchNorm) for x in layer.leaves()):
+                raise ValueError(f"EMA: expected BatchNorm layers in a chain of Sequentials, found one "
+                                 f"inside {type(layer).__name__}, whose statistics it cannot measure")
+            else:
+                layers.append(layer)
+        return layers
+
     def recalibrate(self, draw, *, values=16_384, at_least=512, chunk=256):
         """Measure the averaged model's BatchNorm statistics on the average itself.
 
-        The copied statistics describe the source's weights, not the average's: after the
-        default run's 4,000 steps its first BatchNorm's variances were 15% above the average's
-        own, and its 10,000 samples scored FID 19.0 where measured statistics give 14.8 (the
-        second extractor 23.4 and 20.0). So, as SWA does for averaged weights (Izmailov et al.
-        2018, "update_bn"; BigGAN's "standing statistics"), each BatchNorm of the model's top
-        level gets, in order:
+        Copied at each update, they are the source's statistics, not the average's, and the
+        samples are worse for it (docs/results.md, "Third round", has the numbers). So, as SWA
+        does for averaged weights (Izmailov et al. 2018, "update_bn"; BigGAN's "standing
+        statistics"), each BatchNorm, in order, gets
 
             running_mean = mean over batches of the batch mean,
             running_var  = mean over batches of the unbiased batch variance
 
         of its input, with the layers before it in eval mode (as the model samples) on inputs
         from `draw(n)`. A BatchNorm's statistics depend only on the layers before it, so each
-        runs only those, on enough inputs for `values` values per feature (at least `at_least`):
-        16,384 inputs after a Dense layer (one value per input, the noisy one), 512 after a
-        14x14 map. The mean over batches is BatchNorm's own update at momentum 1/k on batch k.
+        runs only those, on enough inputs for `values` values per feature and at least
+        `at_least` inputs, in whole chunks of `chunk`: 16,384 inputs after a Dense layer (one
+        value per input each, the noisy case), 512 after a 14x14 map. The mean over batches is
+        BatchNorm's own update at momentum 1/k on batch k. If `draw` fails, every momentum is
+        put back and the model is not fresh.
         """
         from .layers.batchnorm import BatchNorm
 
-        layers = getattr(self.model, "layers", [self.model])
-        nested = [leaf for layer in layers if not isinstance(layer, BatchNorm)
-                  for leaf in layer.leaves() if isinstance(leaf, BatchNorm)]
-        if nested:
-            raise ValueError(f"EMA.recalibrate: expected BatchNorm layers at the model's top level, "
-                             f"found {nested[0]} inside another layer")
+        layers = self.chain(self.model)
+        self.fresh = False
 
         def before(i, x):  # the input of layer i: layers 0..i-1 in eval mode
             for layer in layers[:i]:
@@ -222,4 +237,5 @@ class EMA:
             raise ValueError("EMA.load_state_dict: expected the update count 't', found none")
         self.t = int(state.pop("t"))
         self.model.load_state_dict(state)
-        self.fresh = True  # the statistics saved with the weights, kept until the next update
+        self.fresh = False  # measured again before use: the same statistics for a checkpoint that
+        # holds measured ones (the same weights and inputs), the average's own for an older one

@@ -264,14 +264,67 @@ def test_ema_recalibrate_finds_the_average_s_population_statistics(nz, c, h, w, 
         assert np.all(np.abs(bn.buffers["running_var"] - var_source) > 6 * np.sqrt(2 / n) * var)
 
 
-def test_ema_recalibrate_refuses_a_batchnorm_it_cannot_reach_before_changing_anything():
-    model = Sequential(Sequential(Dense(3, 2, rng=0), BatchNorm(2))).to(np, np.float64)
+def test_ema_recalibrate_measures_each_batchnorm_after_the_layers_before_it_in_eval_mode():
+    # Dense -> BatchNorm -> LeakyReLU -> Reshape -> ConvTranspose2D -> BatchNorm, the second inside a
+    # nested Sequential; each BatchNorm's statistics by hand: the mean over its batches of the batch
+    # mean and unbiased variance of what the layers before it give in eval mode (the first BatchNorm
+    # already measured). A prefix run in train mode, one pass for all, or a fixed momentum fails this.
+    rng = np.random.default_rng(3)
+    model = Sequential(Dense(3, 2 * 9, bias=False, rng=rng), BatchNorm(2 * 9), LeakyReLU(0.2), Reshape((2, 3, 3)),
+                       Sequential(ConvTranspose2D(2, 3, 3, stride=2, padding=1, output_padding=1, rng=rng),
+                                  BatchNorm(3), LeakyReLU(0.2))).to(np, np.float64)
+    ema = EMA(model, decay=0.5)
+    ema.update()
+    draws, source = [], np.random.default_rng(4)
+
+    def draw(n):
+        z = source.standard_normal((n, 3))
+        draws.append(z)
+        return z
+
+    ema.recalibrate(draw, values=64, at_least=16, chunk=8)
+    layers = EMA.chain(ema.model)
+    chunks = [z for z in draws if len(z) == 8]  # the probes that find each input's shape draw 2
+    for i, per_input in ((1, 1), (5, 36)):  # the two BatchNorms: one value per input, then 6x6 maps
+        batches = -(-max(16, 64 // per_input) // 8)
+        means, variances = [], []
+        for z in chunks[:batches]:
+            x = z
+            for layer in layers[:i]:
+                x = layer.forward(x, False)
+            axes = (0,) if x.ndim == 2 else (0, 2, 3)
+            means.append(x.mean(axes))
+            variances.append(x.var(axes, ddof=1))
+        chunks = chunks[batches:]
+        np.testing.assert_allclose(layers[i].buffers["running_mean"], np.mean(means, 0), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(layers[i].buffers["running_var"], np.mean(variances, 0), rtol=1e-10)
+        assert layers[i].momentum == 0.1
+    assert not chunks and ema.fresh
+
+
+def test_ema_recalibrate_that_fails_puts_every_momentum_back():
+    model = Sequential(Dense(3, 4, bias=False, rng=0), BatchNorm(4)).to(np, np.float64)
     ema = EMA(model)
-    before = dict(ema.model.layers[0].layers[1].buffers)
-    with pytest.raises(ValueError, match=r"EMA.recalibrate: expected BatchNorm layers at the model's top level, "
-                                         r"found BatchNorm\(2, .*\) inside another layer"):
-        ema.recalibrate(lambda n: np.ones((n, 3)))
-    assert ema.model.layers[0].layers[1].buffers == before and not ema.fresh
+    calls = []
+
+    def draw(n):
+        calls.append(n)
+        if len(calls) > 3:
+            raise RuntimeError("out of z")
+        return np.ones((n, 3))
+
+    with pytest.raises(RuntimeError, match="out of z"):
+        ema.recalibrate(draw)
+    assert ema.model.layers[1].momentum == 0.1 and not ema.fresh
+
+
+def test_ema_refuses_a_generator_whose_batchnorm_it_cannot_measure_before_any_step():
+    from minigan.cures import BadOption
+    from minigan.layers.tap import Tap
+    G = Sequential(Dense(4, 64, rng=0), Tap(BatchNorm(64), "inside"), Tanh(), Reshape((1, 8, 8)))
+    with pytest.raises(BadOption, match=r"ema=0.9: EMA: expected BatchNorm layers in a chain of Sequentials, "
+                                         r"found one inside Tap"):
+        GANTrainer(G, tiny_image_gan()[1], nz=4, ema=0.9)
 
 
 def test_the_ema_cure_samples_with_statistics_measured_on_the_average():
@@ -296,6 +349,26 @@ def test_the_ema_cure_samples_with_statistics_measured_on_the_average():
             np.testing.assert_array_equal(layer.buffers[k], before[k])
     state = t.model.state_dict()  # what a checkpoint saves: the measured statistics
     np.testing.assert_array_equal(state["G_ema/1.running_var"], measured[0]["running_var"])
+
+
+def test_resume_with_ema_of_the_dcgan_generator_is_bit_identical(tmp_path):
+    def make(out):
+        return GANTrainer(models.dcgan_generator(8, width=1 / 16), models.dcgan_discriminator(width=1 / 16), nz=8,
+                          out_dir=out, log=lambda *a: None, ema=0.9)
+    data = np.tanh(np.random.default_rng(0).standard_normal((24, 1, 28, 28))).astype(np.float32)
+    whole = make(tmp_path / "a")
+    whole.fit(data, epochs=2, batch_size=8)
+    part = make(tmp_path / "b")
+    stop_at(part, 4)
+    assert part.fit(data, epochs=2, batch_size=8) == "interrupted"
+    resumed = make(tmp_path / "b")
+    resumed.restore(latest_checkpoint(tmp_path / "b"))
+    resumed.fit(data, epochs=2, batch_size=8)
+    (a, _), (b, _) = whole.state(), resumed.state()
+    assert "G_ema/1.running_var" in a
+    for k in a:
+        if k != "history":
+            assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), k
 
 
 # ---- the trainer with every cure ------------------------------------------------------------------

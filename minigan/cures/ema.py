@@ -2,7 +2,9 @@
 import numpy as np
 
 from .. import backend, optim
-from .base import Cure, Option
+from .base import BadOption, Cure, Option
+
+CALIBRATION_SEED = [2019, 1806]  # the z the average's BatchNorm statistics are measured on
 
 
 class EMA(Cure):
@@ -35,10 +37,19 @@ class EMA(Cure):
     def after_g(self, gan, real, fake):
         self.average.update()
 
+    def check(self, gan):
+        try:
+            optim.EMA.chain(gan.nets["G"])
+        except ValueError as e:
+            raise BadOption(f"ema={self.decay}: {e}", f"--ema {self.decay}: {e}") from None
+
     def measured(self):
-        """The average, its BatchNorm statistics measured on it if it has changed since."""
+        """The average, its BatchNorm statistics measured on it (about 0.6 s at half width) unless
+        they have been since the last update or load."""
         if not self.average.fresh:
-            rng = np.random.default_rng(0)  # its own stream: training's random numbers stay as they were
+            # Its own stream: training's random numbers stay as they were, and no z that the
+            # project scores (seed, [seed, 4], [seed, 9]) is one the statistics were measured on.
+            rng = np.random.default_rng(CALIBRATION_SEED)
             self.average.recalibrate(lambda n: backend.to_backend(
                 rng.standard_normal((n, self.nz)), self.xp, np.float32))
         return self.average.model
