@@ -246,7 +246,7 @@ def test_ema_recalibrate_finds_the_average_s_population_statistics(nz, c, h, w, 
         model = Sequential(*layers).to(np, np.float64)
         ema = EMA(model, decay=0.5)
         ema.t = 100  # past the ramp: β = 0.5, the average halfway between the old weights and the new
-        model.layers[0].params["W"] += 1.0
+        model.layers[0].params["W"] *= 3.0  # the source 3 W₀, the average 2 W₀: variances 9/4 apart
         ema.update()
         assert not ema.fresh
         draws = np.random.default_rng(seed + 1)
