@@ -79,9 +79,10 @@ class Probe(NamedTuple):
     full: bool
 
 
-def _compare(f, arr, analytic, rng, *, full, n_directions, eps, max_full_size, noisy=False):
+def _compare(f, arr, analytic, rng, *, full, n_directions, eps, max_full_size, noisy=False, floor_at=1.0):
     """Probe the scalar f() along `arr` (every entry, or random unit directions) against `analytic`;
-    with `noisy`, the numeric gradient's own error is not counted (check_double_backward says why)."""
+    with `noisy`, the numeric gradient's own error is not counted (check_double_backward says why),
+    at least 64 ulps of max(|f|, floor_at) over 2·eps."""
     analytic = np.asarray(analytic, dtype=np.float64)
     if full or (full is None and arr.size <= max_full_size):
         probe, ana, every = (lambda e: numerical_gradient(f, arr, e)), analytic, True
@@ -94,7 +95,7 @@ def _compare(f, arr, analytic, rng, *, full, n_directions, eps, max_full_size, n
     numeric = probe(eps)
     plain = error = rel_error(ana, numeric)
     if noisy and plain > 1e-8:
-        floor = 64 * np.finfo(np.float64).eps * max(abs(float(f())), 1.0) / (2 * eps) * np.sqrt(numeric.size)
+        floor = 64 * np.finfo(np.float64).eps * max(abs(float(f())), floor_at) / (2 * eps) * np.sqrt(numeric.size)
         noise = max(2 * float(np.linalg.norm(numeric - probe(eps / 2))), floor)
         error = rel_error(ana, numeric, noise)
         how += f"; {plain:.1e} before the numeric's own error, ~{noise:.0e}"
@@ -125,9 +126,11 @@ def check_layer(layer, x, *, training=True, full=None, n_directions=6, seed=0, e
     every probe (Layer.hold_draw). A BatchNorm in training mode updates its running
     statistics at every probe; they do not enter a training-mode output. A SpectralNorm in
     training mode runs its power iteration at every probe: its u, v are settled first
-    (SpectralNorm.settle), so that every probe sees the true σ(W). A gradient far below the
-    function's own scale (a bias behind a weight near 0) is compared beyond the numeric
-    gradient's own rounding error, as check_double_backward does (it says how).
+    (SpectralNorm.settle), so that every probe sees the true σ(W). Where the plain error is
+    above 1e-8 (a gradient far below the loss's own scale: a bias behind a weight near 0), the
+    error counted is the part beyond the numeric gradient's own rounding, as in
+    check_double_backward (it says how), but with that rounding's floor scaled by |loss| alone,
+    so that a layer whose whole output is tiny is still held to its backward.
     """
     report = gradient_report(layer, x, training=training, full=full, n_directions=n_directions,
                              seed=seed, eps=eps, max_full_size=max_full_size)
@@ -154,7 +157,7 @@ def gradient_report(layer, x, *, training=True, full=None, n_directions=6, seed=
     analytic.update({name: l.grads[k].copy() for name, l, k in slots})
     probes = [("x", x)] + [(name, l.params[k]) for name, l, k in slots]
     return {name: _compare(loss, arr, analytic[name], rng, full=full, n_directions=n_directions, eps=eps,
-                           max_full_size=max_full_size, noisy=True) for name, arr in probes}
+                           max_full_size=max_full_size, noisy=True, floor_at=0.0) for name, arr in probes}
 
 
 def check_double_backward(layer, x, *, dy=None, training=True, full=None, n_directions=6, seed=0, eps=1e-6,
@@ -166,7 +169,8 @@ def check_double_backward(layer, x, *, dy=None, training=True, full=None, n_dire
     shape, re-running forward(x) for each probe: backward_backward(dy, G) gives ∂Q/∂dy, ∂Q/∂x
     (g_x, or 0 where it returns None) and ∂Q/∂θ in grads. dy defaults to a random array of the
     output's shape. Everything else is as check_layer: a float64 copy, draws held, full or
-    directional probes, SpectralNorm settled in training. One difference: second derivatives are
+    directional probes, SpectralNorm settled in training. One difference (check_layer does the
+    same with a floor scaled by |loss| alone): second derivatives are
     often exactly 0 (through a bias) or far below Q's scale (a shift-invariant layer), where central
     differences see only Q's rounding. So where the plain error is above 1e-8, the probe is taken
     again at eps/2, and twice the difference (the numeric gradient's own error, at least 64 ulps of

@@ -196,7 +196,7 @@ class EMA:
         `at_least` inputs, in whole chunks of `chunk`: 16,384 inputs after a Dense layer (one
         value per input each, the noisy case), 512 after a 14x14 map. The mean over batches is
         BatchNorm's own update at momentum 1/k on batch k. If `draw` fails, every momentum is
-        put back and the model is not fresh.
+        put back and the model is not fresh (its statistics are then part measured).
         """
         from .layers.batchnorm import BatchNorm
 
@@ -237,5 +237,5 @@ class EMA:
             raise ValueError("EMA.load_state_dict: expected the update count 't', found none")
         self.t = int(state.pop("t"))
         self.model.load_state_dict(state)
-        self.fresh = False  # measured again before use: the same statistics for a checkpoint that
-        # holds measured ones (the same weights and inputs), the average's own for an older one
+        self.fresh = False  # measured again before use: the statistics the file holds for one the
+        # EMA cure wrote (the same weights and inputs), the average's own for an older one

@@ -4,6 +4,7 @@ The scalar checked is L = <forward(x), R> for a random R; every entry of dL/dx a
 each parameter gradient is compared (full gradients: the shapes here are small).
 """
 import numpy as np
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -161,3 +162,16 @@ def test_param_grads_false_gives_the_same_dx_and_leaves_grads_alone(n, nz, ch, t
         np.testing.assert_array_equal(model.backward(dy2), dx_only)
         # ...and that full backward did change the gradients, so the check above could fail.
         assert any(not np.array_equal(g, before[name]) for name, g in model.grads.items())
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-9])
+def test_check_layer_still_catches_a_wrong_backward_on_a_tiny_output(scale):
+    # The first-order check discounts the numeric gradient's own rounding (check_layer's docstring);
+    # that discount must not hide a backward twice too large where the whole output is tiny.
+    class TwiceDx(Dense):
+        def backward(self, dy, param_grads=True):
+            return 2 * super().backward(dy, param_grads)
+    layer = TwiceDx(3, 2, bias=False, rng=0).to(np, np.float64)
+    layer.params["W"] *= scale
+    errors = check_layer(layer, np.random.default_rng(1).standard_normal((4, 3)))
+    assert errors["x"] > 0.4 and errors["W"] < 1e-6, errors
