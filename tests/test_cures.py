@@ -351,11 +351,9 @@ def test_the_ema_cure_samples_with_statistics_measured_on_the_average():
     np.testing.assert_array_equal(state["G_ema/1.running_var"], measured[0]["running_var"])
 
 
-def test_resume_with_ema_of_the_dcgan_generator_is_bit_identical(tmp_path):
-    def make(out):
-        return GANTrainer(models.dcgan_generator(8, width=1 / 16), models.dcgan_discriminator(width=1 / 16), nz=8,
-                          out_dir=out, log=lambda *a: None, ema=0.9)
-    data = np.tanh(np.random.default_rng(0).standard_normal((24, 1, 28, 28))).astype(np.float32)
+def whole_and_resumed(make, data, tmp_path):
+    """Two runs of 2 epochs at batch 8 from make(folder): one whole, one stopped at step 4 and
+    resumed from its checkpoint by a new trainer; and the resumed trainer's step_in_epoch at the restore."""
     whole = make(tmp_path / "a")
     whole.fit(data, epochs=2, batch_size=8)
     part = make(tmp_path / "b")
@@ -363,7 +361,17 @@ def test_resume_with_ema_of_the_dcgan_generator_is_bit_identical(tmp_path):
     assert part.fit(data, epochs=2, batch_size=8) == "interrupted"
     resumed = make(tmp_path / "b")
     resumed.restore(latest_checkpoint(tmp_path / "b"))
+    at_restore = resumed.step_in_epoch
     resumed.fit(data, epochs=2, batch_size=8)
+    return whole, resumed, at_restore
+
+
+def test_resume_with_ema_of_the_dcgan_generator_is_bit_identical(tmp_path):
+    def make(out):
+        return GANTrainer(models.dcgan_generator(8, width=1 / 16), models.dcgan_discriminator(width=1 / 16), nz=8,
+                          out_dir=out, log=lambda *a: None, ema=0.9)
+    data = np.tanh(np.random.default_rng(0).standard_normal((24, 1, 28, 28))).astype(np.float32)
+    whole, resumed, _ = whole_and_resumed(make, data, tmp_path)
     (a, _), (b, _) = whole.state(), resumed.state()
     assert "G_ema/1.running_var" in a
     for k in a:
@@ -402,16 +410,8 @@ def make(out, **kw):
 
 
 def test_resume_mid_epoch_with_every_cure_is_bit_identical(tmp_path):
-    data = images()
-    whole = make(tmp_path / "a")
-    whole.fit(data, epochs=2, batch_size=8)
-    part = make(tmp_path / "b")
-    stop_at(part, 4)
-    assert part.fit(data, epochs=2, batch_size=8) == "interrupted"
-    resumed = make(tmp_path / "b")
-    resumed.restore(latest_checkpoint(tmp_path / "b"))
-    assert resumed.step_in_epoch == 4
-    resumed.fit(data, epochs=2, batch_size=8)
+    whole, resumed, at_restore = whole_and_resumed(make, images(), tmp_path)
+    assert at_restore == 4
     (a, meta_a), (b, meta_b) = whole.state(), resumed.state()
     assert {k for k in a if k.startswith(("G_ema/", "lecam/"))} and meta_a["layer_rng"]["D"]
     for k in a:
