@@ -35,17 +35,18 @@ from cures import arm_folder, kept, mean_sd, pick, write_table  # noqa: E402
 
 from minigan import cli, data, metrics, viz  # noqa: E402
 
-RECIPES = {  # name -> demos/mnist_gan.py flags, width and rate spelled out (the default run took both from here)
+RECIPES = {  # name -> demos/mnist_gan.py flags, width, rate and batch spelled out (the default run took them from here)
     "plain": "--plain",
-    "full": "--width 1 --lr 1e-3",
-    "three-quarter": "--width 0.75 --lr 1e-3",
-    "half": "--width 0.5 --lr 1e-3",
+    "full": "--width 1 --lr 1e-3 --batch-size 64",
+    "three-quarter": "--width 0.75 --lr 1e-3 --batch-size 64",
+    "half": "--width 0.5 --lr 1e-3 --batch-size 64",
     "half-b32": "--width 0.5 --lr 1e-3 --batch-size 32",
-    "half-diffaug": "--width 0.5 --lr 1e-3 --diffaug translation",
-    "half-decay": "--width 0.5 --lr 1e-3 --lr-decay 4000",
-    "half-lr2e-3": "--width 0.5 --lr 2e-3",
-    "half-lr3e-3": "--width 0.5 --lr 3e-3",
-    "quarter-lr2e-3": "--width 0.25 --lr 2e-3",
+    "half-diffaug": "--width 0.5 --lr 1e-3 --batch-size 64 --diffaug translation",
+    "half-decay": "--width 0.5 --lr 1e-3 --batch-size 64 --lr-decay 4000",
+    "half-lr2e-3": "--width 0.5 --lr 2e-3 --batch-size 64",
+    "half-lr3e-3": "--width 0.5 --lr 3e-3 --batch-size 64",
+    "quarter-lr2e-3": "--width 0.25 --lr 2e-3 --batch-size 64",
+    "half-b128-lr3e-3": "--width 0.5 --lr 3e-3 --batch-size 128",
 }
 POINTS = 4  # scored at each quarter of the budget
 

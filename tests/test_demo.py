@@ -134,8 +134,11 @@ def test_the_default_is_the_readme_stack_and_plain_is_the_published_dcgan(tmp_pa
     assert f"`{demo.flags_text(demo.DEFAULT_STACK)}`" in readme  # the README names the default flags
     images = np.random.default_rng(0).uniform(-1, 1, (16, 1, 28, 28)).astype(np.float32)
 
-    default = demo.build_trainer(demo.parse_args(["--out", str(tmp_path / "d")]))
+    default_args = demo.parse_args(["--out", str(tmp_path / "d")])
+    default = demo.build_trainer(default_args)
     assert default.config["lr"] == demo.DEFAULT_STACK["lr"] and default.config["ema"] == demo.DEFAULT_STACK["ema"]
+    assert default_args.batch_size == demo.DEFAULT_STACK["batch_size"] == 128
+    assert demo.parse_args(["--plain"]).batch_size == 64 and demo.parse_args(["--dry-run"]).batch_size == 8
     assert default.G.layers[0].params["W"].shape == (100, 7 * 7 * round(256 * demo.DEFAULT_STACK["width"]))
 
     # --plain: the trainer, and 2 steps of it, equal a GANTrainer built with the DCGAN's published settings

@@ -161,6 +161,6 @@ def test_frontier_quick(tmp_path):
         assert (tmp_path / recipe / "grid.png").read_bytes()[:8] == PNG
     table = (tmp_path / "table.md").read_text()
     assert [line.split("|")[1].strip() for line in table.splitlines()[4:]] == ["full", "half"], table
-    assert "`--width 0.5 --lr 1e-3`" in table and (tmp_path / "frontier.png").read_bytes()[:8] == PNG
+    assert "`--width 0.5 --lr 1e-3 --batch-size 64`" in table and (tmp_path / "frontier.png").read_bytes()[:8] == PNG
     again = run("frontier.py", "--quick", "--recipes", "half", "--out", str(tmp_path), cwd=tmp_path)
     assert "half seed 0: kept from" in again

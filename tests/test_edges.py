@@ -22,7 +22,8 @@ def test_a_checkpoint_written_from_python_resumes_from_the_command_line(tmp_path
     assert r.returncode == 0 and f"resumed from {ckpt} at epoch 1, step 2" in r.stdout, r.stderr
     r = run_demo("mnist_gan.py", "--dry-run", "--resume", ckpt, "--out", tmp_path / "default", "--epochs", 2)
     assert r.returncode == 2 and "saved with ema=None, this run has ema=0.999" in r.stderr  # another cure: refused
-    assert "(the default run is --lr 0.002 --ema 0.999 --width 0.5; --plain is the DCGAN as published)" in r.stderr
+    assert ("(the default run is --lr 0.003 --ema 0.999 --width 0.5 --batch-size 128; --plain is the DCGAN as "
+            "published)") in r.stderr
 
 
 def test_the_default_stack_hint_goes_only_with_a_refusal_for_other_cures(tmp_path):

@@ -300,7 +300,7 @@ def test_a_checkpoint_of_another_architecture_is_one_line(tmp_path, good_checkpo
     (["--mmd-weight", "nan"], "--mmd-weight nan: expected a finite weight >= 0"),
     (["--mmd-weight", "inf"], "--mmd-weight inf: expected a finite weight >= 0"),
     (["--sample", "missing.npz"], "--sample: no checkpoint file missing.npz"),
-    (["--pack", "3"], "--pack 3: expected --batch-size to be a multiple of it, got 64"),
+    (["--pack", "3"], "--pack 3: expected --batch-size to be a multiple of it, got 128"),
     (["--ema", "1.5"], "--ema 1.5: expected a decay in [0, 1)"),
 ])
 def test_bad_flag_values_are_refused_before_any_data_is_loaded(tmp_path, args, message):
