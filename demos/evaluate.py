@@ -2,7 +2,7 @@
 classifier FID, classifier IS, KID, the class histogram and a kernel two-sample test, each
 beside its real-versus-real value (the training split against the test split: the floor).
 
-    python demos/evaluate.py runs/mnist_gan/checkpoints/ckpt-e051-s0003978.npz
+    python demos/evaluate.py runs/mnist_gan/checkpoints/ckpt-e051-s0001989.npz
     python demos/evaluate.py runs/gmmn/mnist-pixels/samples.npy
 
 The two-sample test (minigan.kernels.mmd_test) asks whether the samples and the test split could

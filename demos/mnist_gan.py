@@ -4,7 +4,7 @@
     python demos/mnist_gan.py --plain               # the DCGAN as published, without the default's cures
     python demos/mnist_gan.py --backend cupy        # the same on a GPU
     python demos/mnist_gan.py --resume              # continue the run in --out from its last checkpoint
-    python demos/mnist_gan.py --sample runs/mnist_gan/checkpoints/ckpt-e045-s0003510.npz
+    python demos/mnist_gan.py --sample runs/mnist_gan/checkpoints/ckpt-e050-s0001950.npz
     python demos/mnist_gan.py --dry-run --out /tmp/x  # a few steps on synthetic data (what CI runs)
 
 Writes to --out: samples_epochNNN.png (a fixed z, eval- and train-mode BatchNorm), losses.png,

@@ -1,4 +1,5 @@
 """Pictures for people: sample grids and training curves, as PNG files (matplotlib, Agg)."""
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -48,7 +49,7 @@ def save_samples(path, panels, nrow=8, reference=None):
                 ax.scatter(reference[:, 0], reference[:, 1], s=30, c="red", marker="x", label="true means")
                 ax.legend(loc="upper right", fontsize=7)
             ax.set_aspect("equal")
-        ax.set_title(title)
+        ax.set_title(textwrap.fill(title, 40))  # a long title wraps instead of running off the figure
     fig.tight_layout()
     return _save(fig, path)
 
