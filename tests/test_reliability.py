@@ -75,6 +75,21 @@ def test_kill_9_inside_a_checkpoint_write_leaves_nothing_resume_would_pick(tmp_p
     assert [p.name for p in checkpoint.listed(folder)][-1] == "ckpt-e002-s0000006.npz"
 
 
+def test_resume_keeps_the_runs_batch_unless_told(tmp_path):
+    """A run saved at another batch (an older default's) goes on with its own, saying so;
+    --batch-size given changes it."""
+    out = tmp_path / "out"
+    r = demo("mnist_gan.py", "--dry-run", "--batch-size", "4", "--out", out)
+    assert r.returncode == 0, r.stderr
+    r = demo("mnist_gan.py", "--dry-run", "--out", out, "--resume", "--epochs", "2")
+    assert r.returncode == 0 and "resume: batches of 4, the resumed run's" in r.stdout, r.stderr
+    assert "batch 4, backend numpy" in r.stdout, r.stdout
+    assert checkpoint.load_run(checkpoint.listed(out / "checkpoints")[-1])[1]["batch_size"] == 4
+    r = demo("mnist_gan.py", "--dry-run", "--out", out, "--resume", "--epochs", "3", "--batch-size", "8")
+    assert r.returncode == 0 and "resume: batches of" not in r.stdout, r.stderr
+    assert checkpoint.load_run(checkpoint.listed(out / "checkpoints")[-1])[1]["batch_size"] == 8
+
+
 def test_sigterm_saves_like_ctrl_c_and_resumes(tmp_path):
     out = tmp_path / "out"
     proc = start(out, "--epochs", "100000")
