@@ -34,8 +34,7 @@ PLAIN_IMAGES = 76_800  # --plain: about 1,200 steps of 64, the full-width DCGAN'
 # "Recipes at a fixed wall-clock budget"): the stack that won demos/cures.py's side-by-side table (Adam 1e-3,
 # EMA of G) on the DCGAN at half its channel counts, which takes 2.6 times the steps per minute, with Adam's
 # rate raised to 2e-3 (better than 1e-3 on every measure over three seeds of ten minutes), then batches of 128
-# at 3e-3 (ahead of 64 at 2e-3 or 3e-3 on every mean over three seeds, and on FID every seed, from as many
-# images a minute).
+# at 3e-3 (ahead of 64 at 2e-3 or 3e-3 on every mean over three seeds, from as many images a minute).
 # --plain: the DCGAN as published (Radford et al. 2016), no cures, full width, batches of 64.
 DEFAULT_STACK = {"lr": 3e-3, "ema": 0.999, "width": 0.5, "batch_size": 128}
 PLAIN = {"lr": 2e-4, "ema": None, "width": 1.0, "batch_size": 64}
