@@ -240,6 +240,11 @@ def test_ema_recalibrate_finds_the_average_s_population_statistics(nz, c, h, w, 
     # (a channel of a map: the mean of its positions' ‖W_f‖²). Measured on the average's weights,
     # not the source's, within six standard errors of the inputs recalibrate draws.
     rng = np.random.default_rng(seed)
+
+    def population_var(W, maps):  # per BatchNorm feature: ‖W_f‖², or its mean over a channel's positions
+        per_output = (W ** 2).sum(0)
+        return per_output.reshape(c, h * w).mean(1) if maps else per_output
+
     for maps in (False, True):
         layers = [Dense(nz, c * h * w, bias=False, rng=rng)] + \
             ([Reshape((c, h, w)), BatchNorm(c)] if maps else [BatchNorm(c * h * w)])
@@ -252,15 +257,13 @@ def test_ema_recalibrate_finds_the_average_s_population_statistics(nz, c, h, w, 
         draws = np.random.default_rng(seed + 1)
         ema.recalibrate(lambda n: draws.standard_normal((n, nz)))
         assert ema.fresh
-        W = ema.model.layers[0].params["W"]
-        var = (W ** 2).sum(0).reshape(c, h * w).mean(1) if maps else (W ** 2).sum(0)
+        var = population_var(ema.model.layers[0].params["W"], maps)
         bn = ema.model.layers[-1]
         n = max(512, 16_384 // (h * w if maps else 1))  # inputs recalibrate runs for this BatchNorm
         assert bn.momentum == 0.1  # put back
         assert np.all(np.abs(bn.buffers["running_mean"]) <= 6 * np.sqrt(var / n))
         assert np.all(np.abs(bn.buffers["running_var"] - var) <= 6 * np.sqrt(2 / n) * var)
-        W_source = model.layers[0].params["W"]  # statistics of the source's weights would be far off
-        var_source = (W_source ** 2).sum(0).reshape(c, h * w).mean(1) if maps else (W_source ** 2).sum(0)
+        var_source = population_var(model.layers[0].params["W"], maps)  # the source's: far off
         assert np.all(np.abs(bn.buffers["running_var"] - var_source) > 6 * np.sqrt(2 / n) * var)
 
 
